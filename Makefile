@@ -1,0 +1,29 @@
+# The two commands of the project (README.md): `make demo` runs the main job, `make test` the test suite.
+# Both create the virtual environment on first use. torch is installed first, pinned, when it is missing:
+# on this project's CPU machines torch==2.13.0 is the CPU build on disk; on a GPU machine the same pin is
+# PyPI's CUDA build. Override with `make TORCH_SPEC=... demo`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test setup clean
+
+demo: $(STAMP)
+	$(BIN)/python -m theory.critical --plot out/theory_critical.png
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+clean:
+	rm -rf $(VENV) out

@@ -1,0 +1,173 @@
+"""Numbers from a family's closed forms: per-player and joint b*, K(∞), and K(b), N(b) on a batch grid.
+
+Pure functions: constants in, an :class:`Analysis` out. The CLI (:mod:`theory.critical`) and, later, the
+empirical report call :func:`analyse`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from theory.bounds import FamilyBounds, bounds_for
+from theory.constants import PLAYER_NAMES, PLAYERS
+from theory.errors import TheoryInputError, UnreachableTarget
+from theory.families import BoundFamily
+from theory.joint import Hyperbola, JointOptimum, joint_optimum
+
+DEFAULT_BATCH_SIZES = tuple(2**k for k in range(0, 13))  # 1 .. 4096
+
+
+@dataclass(frozen=True)
+class ConstantValue:
+    key: str
+    value: float
+    source: str  # "flag --alpha-d", "file constants.json", or "default: <where it comes from>"
+
+
+@dataclass(frozen=True)
+class PlayerResult:
+    player: str
+    A: float
+    B: float
+    C: float
+    c: float  # domain edge: the bound is finite only for b > c
+    b_star: float
+    K_inf: float
+    K_at_b_star: float
+    N_at_b_star: float
+
+    @property
+    def hyperbola(self) -> Hyperbola:
+        return Hyperbola(self.K_inf, self.c)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    family: BoundFamily
+    epsilon: ConstantValue
+    constants: dict[str, ConstantValue]
+    players: dict[str, PlayerResult]
+    joint: JointOptimum
+    batch_sizes: np.ndarray
+    K: dict[str, np.ndarray]  # "D", "G", "joint": K(b) on batch_sizes (inf where no finite bound)
+    N: dict[str, np.ndarray]
+
+    @property
+    def K_inf_joint(self) -> float:
+        return max(r.K_inf for r in self.players.values())
+
+    def curves(self, b: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """K and N of D, G and joint at the batch sizes ``b``."""
+        K = {p: r.hyperbola.K(b) for p, r in self.players.items()}
+        K["joint"] = np.maximum(K["D"], K["G"])
+        return K, {k: np.asarray(b, dtype=np.float64) * v for k, v in K.items()}
+
+
+def check_batch_sizes(batch_sizes: Sequence[float]) -> np.ndarray:
+    bs = np.asarray(batch_sizes, dtype=np.float64)
+    if bs.ndim != 1 or bs.size == 0 or not np.all(np.isfinite(bs)) or np.any(bs <= 0):
+        raise TheoryInputError(f"batch sizes must be a non-empty list of positive numbers, got {batch_sizes!r}")
+    return bs
+
+
+def check_validity(fb: FamilyBounds, values: Mapping[str, float]) -> None:
+    """Raise a one-line error when the constants violate a condition the family's bound was derived under."""
+    for p in PLAYERS:
+        for rel, reason in fb.players[p].validity:
+            subs = {s: values[s.name] for s in rel.free_symbols}
+            if not bool(rel.subs(subs)):
+                lhs = float(rel.lhs.subs(subs))
+                raise TheoryInputError(f"family {fb.family.name!r} is not valid for {PLAYER_NAMES[p]}: needs "
+                                       f"{rel} ({reason}), got {rel.lhs} = {lhs:g}")
+
+
+def analyse(
+    family: BoundFamily,
+    constants: Mapping[str, ConstantValue],
+    epsilon: ConstantValue,
+    batch_sizes: Sequence[float] = DEFAULT_BATCH_SIZES,
+) -> Analysis:
+    """Evaluate the family's bounds for the given constants and target ε."""
+    fb = bounds_for(family)
+    missing = [k for k in fb.keys() if k not in constants]
+    if missing:
+        raise TheoryInputError(f"family {family.name!r} needs {', '.join(missing)}")
+    values = {}
+    for key in fb.keys():
+        name, _, p = key.rpartition("_")
+        values[key] = family.spec(name).check(p, constants[key].value)
+    eps = epsilon.value
+    if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
+        raise TheoryInputError(f"epsilon must be a positive finite number, got {eps!r}")
+    check_validity(fb, values)
+    bs = check_batch_sizes(batch_sizes)
+
+    args = [values[k] for k in fb.keys()] + [eps]
+    floors = {p: float(fb.numeric[p]["C"](*args)) for p in PLAYERS}
+    worst = max(PLAYERS, key=floors.get)
+    if eps**2 <= floors[worst]:
+        min_eps = math.sqrt(max(floors.values()))
+        raise UnreachableTarget(
+            f"target unreachable: ε² = {eps**2:.6g} <= C_{worst} = {floors[worst]:.6g}, the "
+            f"{PLAYER_NAMES[worst]}'s floor for family {family.name!r}; the bound can only certify "
+            f"ε > {min_eps:.6g}",
+            min_epsilon=min_eps,
+        )
+
+    players = {}
+    for p in PLAYERS:
+        f = fb.numeric[p]
+        K_inf, c = float(f["K_inf"](*args)), float(f["c"](*args))
+        b_star = float(f["b_star"](*args))
+        K_star = float(f["K"](b_star, *args))
+        players[p] = PlayerResult(
+            player=p, A=float(f["A"](*args)), B=float(f["B"](*args)), C=floors[p], c=c,
+            b_star=b_star, K_inf=K_inf, K_at_b_star=K_star, N_at_b_star=b_star * K_star,
+        )
+    for r in players.values():
+        if not all(map(math.isfinite, (r.A, r.B, r.c, r.b_star, r.K_inf, r.N_at_b_star))):
+            raise TheoryInputError(f"the constants overflow float64 for the {PLAYER_NAMES[r.player]} "
+                                   f"(A = {r.A:g}, B = {r.B:g}, ε² − C = {eps**2 - r.C:g})")
+    joint = joint_optimum(players["D"].hyperbola, players["G"].hyperbola)
+    partial = Analysis(family=family, epsilon=epsilon, constants=dict(constants), players=players, joint=joint,
+                       batch_sizes=bs, K={}, N={})
+    K, N = partial.curves(bs)
+    return Analysis(family=family, epsilon=epsilon, constants=dict(constants), players=players, joint=joint,
+                    batch_sizes=bs, K=K, N=N)
+
+
+def resolve_constants(
+    family: BoundFamily,
+    flags: Mapping[str, float],
+    file_values: Mapping[str, float] | None = None,
+    file_label: str = "",
+) -> dict[str, ConstantValue]:
+    """Each constant the family needs, with where its value came from: flag, then file, then default.
+
+    A constants file must be complete for the family (with the flags): a file is a measurement, and a
+    default silently filling a gap in it would mix measured and invented numbers.
+    """
+    out = {}
+    missing = []
+    for key in bounds_for(family).keys():
+        if key in flags:
+            out[key] = ConstantValue(key, flags[key], f"flag --{key.replace('_', '-').lower()}")
+        elif file_values is not None:
+            if key in file_values:
+                out[key] = ConstantValue(key, file_values[key], f"file {file_label}")
+            else:
+                missing.append(key)
+        else:
+            d = family.defaults.get(key)
+            if d is None:
+                raise TheoryInputError(f"family {family.name!r} has no default for {key}; give "
+                                       f"--{key.replace('_', '-').lower()} or --constants FILE")
+            out[key] = ConstantValue(key, d.value, f"default: {d.source}")
+    if missing:
+        raise TheoryInputError(f"constants file {file_label} is incomplete for family {family.name!r}: "
+                               f"missing {', '.join(missing)}")
+    return out

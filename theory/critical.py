@@ -1,0 +1,144 @@
+"""CLI: the step bound K(b), the SFO complexity N(b) and the critical batch size b* of a TTUR run.
+
+    python -m theory.critical --alpha-d 2e-4 --alpha-g 5e-5
+    python -m theory.critical --family sgd --json
+    python -m theory.critical --constants constants.json --plot kb.png
+
+Every constant has a flag (``--<name>-d``, ``--<name>-g``); the values not given come from
+``--constants FILE`` if one is given (which must then be complete), else from the family's documented
+defaults, and the output says which for each. Bad input: one line on stderr, exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+
+from theory.analysis import DEFAULT_BATCH_SIZES, ConstantValue, analyse, resolve_constants
+from theory.bounds import bounds_for
+from theory.constants import CATALOGUE, PLAYERS, ConstantSpec
+from theory.errors import TheoryInputError
+from theory.families import DEFAULT_FAMILY, FAMILIES, get_family
+
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line (no usage dump) with exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise TheoryInputError(f"{message} (see --help)")
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def _batch_sizes(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"batch sizes must be comma-separated numbers, got {text!r}") from None
+
+
+def _flag(key: str) -> str:
+    return "--" + key.replace("_", "-").lower()
+
+
+def _constant_specs() -> dict[str, ConstantSpec]:
+    specs = dict(CATALOGUE)
+    for family in FAMILIES.values():
+        for name in family.constants:
+            specs.setdefault(name, family.spec(name))
+    return specs
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="python -m theory.critical",
+        description="Step bound K(b), SFO complexity N(b) = b·K(b) and critical batch size b* = argmin N "
+        "for the discriminator, the generator and jointly, from a bound family's closed forms.",
+    )
+    p.add_argument("--family", default=DEFAULT_FAMILY,
+                   help=f"bound family: {', '.join(sorted(FAMILIES))} (default {DEFAULT_FAMILY})")
+    p.add_argument("--epsilon", type=_float, default=None,
+                   help="target: the stationarity measure must reach ε² (default: the family's)")
+    p.add_argument("--constants", metavar="FILE", default=None,
+                   help="JSON constants file (docs/constants-schema.md); must hold every constant the "
+                   "family needs that no flag gives")
+    p.add_argument("--batch-sizes", type=_batch_sizes, default=None, metavar="B1,B2,...",
+                   help="batch sizes for the table (default: powers of two 1..4096)")
+    out = p.add_argument_group("output")
+    out.add_argument("--json", action="store_true", help="print a JSON object instead of the table")
+    out.add_argument("--latex", action="store_true", help="print the closed forms as LaTeX")
+    out.add_argument("--plot", metavar="FILE.png", default=None, help="write K(b) and N(b), log-log, b* marked")
+    out.add_argument("--proofs", action="store_true", help="list every sympy-checked fact")
+    consts = p.add_argument_group("constants (per player: -d discriminator, -g generator)")
+    for name, spec in sorted(_constant_specs().items()):
+        for player in PLAYERS:
+            key = f"{name}_{player}"
+            text = f"{spec.meaning} [{spec.unit}]" if player == "D" else "the same, for the generator"
+            consts.add_argument(_flag(key), dest=key, type=_float, default=argparse.SUPPRESS, help=text)
+    return p
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    family = get_family(args.family)
+    needed = set(bounds_for(family).keys())
+    flags = {k: v for k, v in vars(args).items() if k.rpartition("_")[2] in PLAYERS and k.rpartition("_")[0]
+             in _constant_specs()}
+    foreign = sorted(set(flags) - needed)
+    if foreign:
+        raise TheoryInputError(f"{_flag(foreign[0])} is not a constant of family {family.name!r} "
+                               f"(it uses: {', '.join(family.constants)})")
+    file_values, label = None, ""
+    if args.constants is not None:
+        from theory.schema import load_constants
+
+        file_values, label = load_constants(args.constants).values, args.constants
+    constants = resolve_constants(family, flags, file_values, label)
+    if args.epsilon is None:
+        epsilon = ConstantValue("epsilon", family.epsilon.value, f"default: {family.epsilon.source}")
+    else:
+        epsilon = ConstantValue("epsilon", args.epsilon, "flag --epsilon")
+    if not (math.isfinite(epsilon.value) and epsilon.value > 0):
+        raise TheoryInputError(f"--epsilon must be a positive finite number, got {epsilon.value:g}")
+    analysis = analyse(family, constants, epsilon, args.batch_sizes or DEFAULT_BATCH_SIZES)
+
+    from theory import render
+
+    if args.plot:
+        from theory.plot import plot_analysis
+
+        try:
+            plot_analysis(analysis, args.plot)
+        except (OSError, ValueError) as exc:
+            raise TheoryInputError(f"cannot write plot {args.plot}: {exc}") from None
+    if args.json:
+        print(json.dumps(render.to_json(analysis), indent=2, allow_nan=False))
+    elif args.latex:
+        print(render.to_latex(analysis))
+    else:
+        print(render.to_text(analysis, show_proofs=args.proofs))
+        if args.plot:
+            print(f"plot written to {args.plot}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return run(argv)
+    except TheoryInputError as exc:
+        print(f"theory.critical: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""Render an :class:`~theory.analysis.Analysis` as a text table, a JSON object or LaTeX closed forms."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from theory import template
+from theory.analysis import Analysis
+from theory.bounds import bounds_for
+from theory.constants import PLAYER_NAMES, PLAYERS
+from theory.families import BoundFamily
+
+JOINT_RULE = ("joint: K(b) = max(K_D(b), K_G(b)); b* = b*_D if K_D(b*_D) >= K_G(b*_D), "
+              "else b*_G if K_G(b*_G) >= K_D(b*_G), else the crossing K_D = K_G")
+CASES = {
+    "D": "the discriminator binds at its own optimum (b* = b*_D)",
+    "G": "the generator binds at its own optimum (b* = b*_G)",
+    "crossing": "neither binds alone: b* is where K_D(b) = K_G(b)",
+}
+
+
+def generic_forms(family: BoundFamily, style: str = "text") -> dict[str, str]:
+    """A_P, B_P, C_P of the family for a generic player P (opponent Q), as text or LaTeX."""
+    loc, names = {}, {}
+    for name in family.constants:
+        spec = family.spec(name)
+        for tag in ("P", "Q"):
+            sym = sp.Symbol(spec.display_for(tag))
+            loc[f"{name}_{tag}"] = sym
+            names[sym] = spec.latex_for(tag)
+    out = {}
+    for w in "ABC":
+        expr = sp.parse_expr(getattr(family, w), local_dict=loc)
+        if style == "latex":
+            out[w] = sp.latex(expr, symbol_names=names)
+        else:
+            out[w] = sp.sstr(expr).replace("**", "^").replace("*", "·")
+    return out
+
+
+def _num(x: float) -> str:
+    return "—" if not math.isfinite(x) else f"{x:.5g}"
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def to_text(a: Analysis, show_proofs: bool = False) -> str:
+    """The human-readable report: constants with their sources, closed forms, results and the b-table."""
+    f = a.family
+    lines = [
+        f"family '{f.name}': {f.summary}",
+        f"bound:  V_P(K, b) <= A_P/K + B_P/b + C_P  for P in {{D, G}}, with V_P = {f.measure}",
+        f"target: ε = {a.epsilon.value:g} (ε² = {a.epsilon.value**2:g})   [{a.epsilon.source}]",
+        "",
+        "constants",
+    ]
+    width = max(len(k) for k in a.constants)
+    for key, cv in a.constants.items():
+        lines.append(f"  {key:<{width}}  {cv.value:<12.7g} {cv.source}")
+    lines += ["", "closed forms (derived and checked by sympy; derivation in docs/theory.md)"]
+    lines += [f"  {text}" for text, _ in template.readable_forms().values()]
+    lines += [f"  {w}_P = {expr}" for w, expr in generic_forms(f).items()]
+    lines += [f"  {JOINT_RULE}", ""]
+
+    P = a.players
+    rows = [
+        ("A", [P["D"].A, P["G"].A, math.nan]),
+        ("B", [P["D"].B, P["G"].B, math.nan]),
+        ("C (floor)", [P["D"].C, P["G"].C, math.nan]),
+        ("b*", [P["D"].b_star, P["G"].b_star, a.joint.b_star]),
+        ("K(∞)", [P["D"].K_inf, P["G"].K_inf, a.K_inf_joint]),
+        ("K(b*)", [P["D"].K_at_b_star, P["G"].K_at_b_star, a.joint.K]),
+        ("N(b*)", [P["D"].N_at_b_star, P["G"].N_at_b_star, a.joint.N]),
+    ]
+    lines.append(f"  {'':<10}{'D':>14}{'G':>14}{'joint':>14}")
+    for name, vals in rows:
+        cells = "".join(f"{'' if math.isnan(v) else _num(v):>14}" for v in vals)
+        lines.append(f"  {name:<10}{cells}")
+    lines += [f"  critical batch size b* = {a.joint.b_star:.5g}: {CASES[a.joint.case]}", ""]
+
+    lines.append(f"  {'b':>8}{'K_D':>14}{'K_G':>14}{'K':>14}{'N = b·K':>14}")
+    for i, bi in enumerate(a.batch_sizes):
+        cells = "".join(f"{_num(a.K[k][i]):>14}" for k in ("D", "G", "joint"))
+        lines.append(f"  {bi:>8g}{cells}{_num(a.N['joint'][i]):>14}")
+    lines.append("  — : b <= c_P, where the bound certifies ε at no number of steps")
+    lines.append("")
+    facts = template.template_facts()
+    fam = bounds_for(f).facts
+    ok = sum(x.holds for x in facts) + sum(x.holds for x in fam)
+    lines.append(f"sympy proofs: {ok}/{len(facts) + len(fam)} facts hold "
+                 f"({len(facts)} for the template, {len(fam)} for family '{f.name}')"
+                 + ("" if show_proofs else "; --proofs lists them"))
+    if show_proofs:
+        for x in facts + fam:
+            lines.append(f"  [{'ok' if x.holds else 'FAILED'}] {x.name}: {x.statement}   ({x.expr} is {x.sign})")
+    return "\n".join(lines)
+
+
+def to_json(a: Analysis) -> dict[str, Any]:
+    """The JSON contract: b_star, K_inf, the table, plus everything needed to reproduce them."""
+    P = a.players
+    forms = generic_forms(a.family)
+    return {
+        "family": a.family.name,
+        "epsilon": {"value": a.epsilon.value, "source": a.epsilon.source},
+        "constants": {k: {"value": v.value, "source": v.source} for k, v in a.constants.items()},
+        "b_star": {"D": P["D"].b_star, "G": P["G"].b_star, "joint": a.joint.b_star},
+        "b_star_case": a.joint.case,
+        "K_inf": {"D": P["D"].K_inf, "G": P["G"].K_inf, "joint": a.K_inf_joint},
+        "K_at_b_star": {"D": P["D"].K_at_b_star, "G": P["G"].K_at_b_star, "joint": a.joint.K},
+        "N_at_b_star": {"D": P["D"].N_at_b_star, "G": P["G"].N_at_b_star, "joint": a.joint.N},
+        "A": {p: P[p].A for p in PLAYERS},
+        "B": {p: P[p].B for p in PLAYERS},
+        "C": {p: P[p].C for p in PLAYERS},
+        "domain_edge": {p: P[p].c for p in PLAYERS},
+        "min_epsilon": math.sqrt(max(P[p].C for p in PLAYERS)),
+        "closed_forms": {
+            "template": {k: str(e) for k, (_, e) in template.readable_forms().items()},
+            "family": forms,
+        },
+        "table": [
+            {"b": float(b), "K_D": _finite(a.K["D"][i]), "K_G": _finite(a.K["G"][i]),
+             "K": _finite(a.K["joint"][i]), "N": _finite(a.N["joint"][i])}
+            for i, b in enumerate(np.asarray(a.batch_sizes))
+        ],
+    }
+
+
+def to_latex(a: Analysis) -> str:
+    """The closed forms as LaTeX: the template, the family's A, B, C, and b*_P in the family's constants."""
+    f = a.family
+    fb = bounds_for(f)
+    names = {}
+    for name in f.constants:
+        spec = f.spec(name)
+        for p in PLAYERS:
+            names[spec.symbol(p)] = spec.latex_for(p)
+    names[template.epsilon] = r"\varepsilon"
+    sym = {template.A: "A_P", template.B: "B_P", template.C: "C_P", template.epsilon: r"\varepsilon"}
+    out = [f"% family '{f.name}': {f.summary}", r"\begin{align*}"]
+    labels = {"K": "K_P(b)", "N": "N_P(b)", "c": "c_P", "b_star": "b^*_P", "K_inf": r"K_P(\infty)",
+              "N_star": "N_P(b^*_P)"}
+    for key, (_, expr) in template.readable_forms().items():
+        out.append(f"{labels[key]} &= {sp.latex(expr, symbol_names=sym)} \\\\")
+    for w, tex in generic_forms(f, style="latex").items():
+        out.append(f"{w}_P &= {tex} \\\\")
+    for p in PLAYERS:
+        out.append(f"b^*_{p} &= {sp.latex(sp.simplify(fb.players[p].b_star), symbol_names=names)} "
+                   f"\\quad\\text{{({PLAYER_NAMES[p]})}} \\\\")
+    out[-1] = out[-1].rstrip(" \\")
+    out.append(r"\end{align*}")
+    return "\n".join(out)

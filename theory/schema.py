@@ -1,0 +1,133 @@
+"""The constants JSON file: what the numerical module writes and ``theory.critical --constants`` reads.
+
+Format (docs/constants-schema.md)::
+
+    {
+      "schema": "ttur-constants/1",
+      "constants": {
+        "alpha_D": 0.0002,
+        "sigma2_D": {"value": 12.3, "interval": [10.1, 14.9], "method": "per-sample", "n": 8},
+        ...
+      },
+      "source": {"preset": "ring8", "checkpoint": "first-target", "seed": 0}
+    }
+
+A constant is a number or an object with a numeric ``value`` and optional ``interval`` [lo, hi] (lo <= value
+<= hi), ``method`` (how it was estimated) and ``n`` (number of repeated estimates). ``source`` is free-form
+provenance. Keys are ``<name>_D`` / ``<name>_G`` with ``<name>`` a known constant; anything else is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from theory.constants import CATALOGUE, PLAYERS
+from theory.errors import TheoryInputError
+from theory.families import FAMILIES
+
+SCHEMA = "ttur-constants/1"
+
+
+@dataclass(frozen=True)
+class ConstantsFile:
+    values: dict[str, float]
+    details: dict[str, dict[str, Any]] = field(default_factory=dict)  # interval / method / n, when given
+    source: dict[str, Any] = field(default_factory=dict)
+
+
+def known_keys() -> set[str]:
+    names = set(CATALOGUE)
+    for family in FAMILIES.values():
+        names.update(family.constants)
+    return {f"{n}_{p}" for n in names for p in PLAYERS}
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def parse_constants(doc: Any, label: str) -> ConstantsFile:
+    """Validate a decoded constants document; every problem is a one-line :class:`TheoryInputError`."""
+    where = f"constants file {label}"
+    if not isinstance(doc, dict):
+        raise TheoryInputError(f"{where}: top level must be a JSON object")
+    if doc.get("schema") != SCHEMA:
+        raise TheoryInputError(f"{where}: \"schema\" must be {SCHEMA!r}, got {doc.get('schema')!r}")
+    consts = doc.get("constants")
+    if not isinstance(consts, dict) or not consts:
+        raise TheoryInputError(f"{where}: \"constants\" must be a non-empty object of name -> value")
+    unknown = sorted(set(consts) - known_keys())
+    if unknown:
+        raise TheoryInputError(f"{where}: unknown constants {', '.join(unknown)} "
+                               "(names are <constant>_D or <constant>_G, see docs/constants-schema.md)")
+    values, details = {}, {}
+    for key, entry in consts.items():
+        extra: dict[str, Any] = {}
+        if isinstance(entry, dict):
+            extra = {k: v for k, v in entry.items() if k != "value"}
+            bad = sorted(set(extra) - {"interval", "method", "n"})
+            if bad:
+                raise TheoryInputError(f"{where}: {key} has unknown fields {', '.join(bad)}")
+            entry = entry.get("value")
+        if not _number(entry):
+            raise TheoryInputError(f"{where}: {key} must be a finite number, got {entry!r}")
+        if "interval" in extra:
+            iv = extra["interval"]
+            if not (isinstance(iv, list) and len(iv) == 2 and all(map(_number, iv)) and iv[0] <= entry <= iv[1]):
+                raise TheoryInputError(f"{where}: {key} interval must be [lo, hi] with lo <= value <= hi, got {iv!r}")
+        if "n" in extra and not (isinstance(extra["n"], int) and extra["n"] >= 1):
+            raise TheoryInputError(f"{where}: {key} n must be a positive integer, got {extra['n']!r}")
+        if "method" in extra and not isinstance(extra["method"], str):
+            raise TheoryInputError(f"{where}: {key} method must be a string")
+        values[key] = float(entry)
+        if extra:
+            details[key] = extra
+    source = doc.get("source", {})
+    if not isinstance(source, dict):
+        raise TheoryInputError(f"{where}: \"source\" must be an object")
+    return ConstantsFile(values=values, details=details, source=source)
+
+
+def load_constants(path: str | Path) -> ConstantsFile:
+    """Read and validate a constants file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TheoryInputError(f"cannot read constants file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise TheoryInputError(f"constants file {path} is not UTF-8 text") from None
+    try:
+        doc = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise TheoryInputError(f"constants file {path} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except ValueError as exc:
+        raise TheoryInputError(f"constants file {path}: {exc}") from None
+    return parse_constants(doc, str(path))
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a finite number")
+
+
+def constants_document(
+    values: Mapping[str, float | Mapping[str, Any]], source: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The JSON document for ``values`` (numbers or {value, interval, method, n}); validated before return."""
+    doc = {"schema": SCHEMA, "constants": dict(values), "source": dict(source or {})}
+    parse_constants(json.loads(json.dumps(doc)), "(being written)")
+    return doc
+
+
+def write_constants(path: str | Path, values: Mapping[str, Any], source: Mapping[str, Any] | None = None) -> None:
+    """Write a validated constants file atomically (a reader never sees half a file)."""
+    path = Path(path)
+    doc = constants_document(values, source)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
