@@ -29,13 +29,14 @@ def plot_analysis(analysis: Analysis, path: str | Path) -> None:
     for ax, curves, label in ((axes[0], K, "K(b): steps to ε"), (axes[1], N, "N(b) = b·K(b): SFO")):
         for key, y in curves.items():
             y = np.where(np.isfinite(y), y, np.nan)
-            width = 2.2 if key == "joint" else 1.4
-            ax.plot(b, y, color=COLOURS[key], lw=width, label=f"{key}  (b* = {stars[key]:.4g})")
+            # the joint curve is a translucent band under the players' lines, so both stay visible
+            style = dict(lw=5, alpha=0.3, zorder=1) if key == "joint" else dict(lw=1.6, zorder=2)
+            ax.plot(b, y, color=COLOURS[key], label=f"{key}  (b* = {stars[key]:.4g})", **style)
             ax.axvline(stars[key], color=COLOURS[key], ls=":", lw=1)
         grid = analysis.batch_sizes
         yg = (analysis.K if curves is K else analysis.N)["joint"]
         ok = np.isfinite(yg)
-        ax.plot(grid[ok], yg[ok], "o", color="black", ms=3.5, label="joint on the batch grid")
+        ax.plot(grid[ok], yg[ok], "o", color="black", ms=3.5, zorder=3, label="joint on the batch grid")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("batch size b")
