@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from theory.bounds import FamilyBounds, bounds_for
-from theory.constants import PLAYER_NAMES, PLAYERS
+from theory.constants import PLAYER_NAMES, PLAYERS, flag_name
 from theory.errors import TheoryInputError, UnreachableTarget
 from theory.families import BoundFamily
 from theory.joint import Hyperbola, JointOptimum, joint_optimum
@@ -36,6 +36,7 @@ class PlayerResult:
     C: float
     c: float  # domain edge: the bound is finite only for b > c
     b_star: float
+    b_star_integer: int  # the best integer batch size (N is convex: ⌊b*⌋ or ⌈b*⌉)
     K_inf: float
     K_at_b_star: float
     N_at_b_star: float
@@ -43,6 +44,20 @@ class PlayerResult:
     @property
     def hyperbola(self) -> Hyperbola:
         return Hyperbola(self.K_inf, self.c)
+
+
+def curves(players: Mapping[str, PlayerResult], b: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """K and N of D, G and joint (K = max(K_D, K_G)) at the batch sizes ``b``; inf outside a domain."""
+    b = np.asarray(b, dtype=np.float64)
+    K = {p: r.hyperbola.K(b) for p, r in players.items()}
+    K["joint"] = np.maximum(K["D"], K["G"])
+    return K, {k: b * v for k, v in K.items()}
+
+
+def best_integer(b_star: float, N) -> int:
+    """argmin of a convex N over the integers: ⌊b*⌋ or ⌈b*⌉ (⌈b*⌉ >= b* = 2c is always in the domain)."""
+    lo, hi = math.floor(b_star), math.ceil(b_star)
+    return lo if lo >= 1 and N(lo) <= N(hi) else hi
 
 
 @dataclass(frozen=True)
@@ -56,15 +71,14 @@ class Analysis:
     K: dict[str, np.ndarray]  # "D", "G", "joint": K(b) on batch_sizes (inf where no finite bound)
     N: dict[str, np.ndarray]
 
+    joint_b_star_integer: int
+
     @property
     def K_inf_joint(self) -> float:
         return max(r.K_inf for r in self.players.values())
 
     def curves(self, b: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """K and N of D, G and joint at the batch sizes ``b``."""
-        K = {p: r.hyperbola.K(b) for p, r in self.players.items()}
-        K["joint"] = np.maximum(K["D"], K["G"])
-        return K, {k: np.asarray(b, dtype=np.float64) * v for k, v in K.items()}
+        return curves(self.players, b)
 
 
 def check_batch_sizes(batch_sizes: Sequence[float]) -> np.ndarray:
@@ -124,20 +138,21 @@ def analyse(
         K_inf, c = float(f["K_inf"](*args)), float(f["c"](*args))
         b_star = float(f["b_star"](*args))
         K_star = float(f["K"](b_star, *args))
+        h = Hyperbola(K_inf, c)
         players[p] = PlayerResult(
-            player=p, A=float(f["A"](*args)), B=float(f["B"](*args)), C=floors[p], c=c,
-            b_star=b_star, K_inf=K_inf, K_at_b_star=K_star, N_at_b_star=b_star * K_star,
+            player=p, A=float(f["A"](*args)), B=float(f["B"](*args)), C=floors[p], c=c, b_star=b_star,
+            b_star_integer=best_integer(b_star, lambda x, h=h: x * h.K(x)), K_inf=K_inf, K_at_b_star=K_star,
+            N_at_b_star=b_star * K_star,
         )
     for r in players.values():
         if not all(map(math.isfinite, (r.A, r.B, r.c, r.b_star, r.K_inf, r.N_at_b_star))):
             raise TheoryInputError(f"the constants overflow float64 for the {PLAYER_NAMES[r.player]} "
                                    f"(A = {r.A:g}, B = {r.B:g}, ε² − C = {eps**2 - r.C:g})")
     joint = joint_optimum(players["D"].hyperbola, players["G"].hyperbola)
-    partial = Analysis(family=family, epsilon=epsilon, constants=dict(constants), players=players, joint=joint,
-                       batch_sizes=bs, K={}, N={})
-    K, N = partial.curves(bs)
+    K, N = curves(players, bs)
+    joint_int = best_integer(joint.b_star, lambda x: float(curves(players, x)[1]["joint"]))
     return Analysis(family=family, epsilon=epsilon, constants=dict(constants), players=players, joint=joint,
-                    batch_sizes=bs, K=K, N=N)
+                    batch_sizes=bs, K=K, N=N, joint_b_star_integer=joint_int)
 
 
 def resolve_constants(
@@ -155,7 +170,7 @@ def resolve_constants(
     missing = []
     for key in bounds_for(family).keys():
         if key in flags:
-            out[key] = ConstantValue(key, flags[key], f"flag --{key.replace('_', '-').lower()}")
+            out[key] = ConstantValue(key, flags[key], f"flag {flag_name(key)}")
         elif file_values is not None:
             if key in file_values:
                 out[key] = ConstantValue(key, file_values[key], f"file {file_label}")
@@ -165,7 +180,7 @@ def resolve_constants(
             d = family.defaults.get(key)
             if d is None:
                 raise TheoryInputError(f"family {family.name!r} has no default for {key}; give "
-                                       f"--{key.replace('_', '-').lower()} or --constants FILE")
+                                       f"{flag_name(key)} or --constants FILE")
             out[key] = ConstantValue(key, d.value, f"default: {d.source}")
     if missing:
         raise TheoryInputError(f"constants file {file_label} is incomplete for family {family.name!r}: "

@@ -22,6 +22,11 @@ PLAYER_NAMES = {"D": "discriminator", "G": "generator"}
 DOMAINS = ("positive", "nonnegative", "unit_interval")
 
 
+def flag_name(key: str) -> str:
+    """The CLI flag of a per-player constant key: ``alpha_D`` -> ``--alpha-d``."""
+    return "--" + key.replace("_", "-").lower()
+
+
 def other(player: str) -> str:
     """The opponent of ``player`` in the two-player game."""
     return "G" if player == "D" else "D"

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from collections.abc import Sequence
 
 from theory.analysis import DEFAULT_BATCH_SIZES, ConstantValue, analyse, resolve_constants
 from theory.bounds import bounds_for
-from theory.constants import CATALOGUE, PLAYERS, ConstantSpec
+from theory.constants import CATALOGUE, PLAYERS, ConstantSpec, flag_name
 from theory.errors import TheoryInputError
 from theory.families import DEFAULT_FAMILY, FAMILIES, get_family
 
@@ -45,10 +44,6 @@ def _batch_sizes(text: str) -> list[float]:
         return [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"batch sizes must be comma-separated numbers, got {text!r}") from None
-
-
-def _flag(key: str) -> str:
-    return "--" + key.replace("_", "-").lower()
 
 
 def _constant_specs() -> dict[str, ConstantSpec]:
@@ -84,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         for player in PLAYERS:
             key = f"{name}_{player}"
             text = f"{spec.meaning} [{spec.unit}]" if player == "D" else "the same, for the generator"
-            consts.add_argument(_flag(key), dest=key, type=_float, default=argparse.SUPPRESS, help=text)
+            consts.add_argument(flag_name(key), dest=key, type=_float, default=argparse.SUPPRESS, help=text)
     return p
 
 
@@ -92,11 +87,11 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     family = get_family(args.family)
     needed = set(bounds_for(family).keys())
-    flags = {k: v for k, v in vars(args).items() if k.rpartition("_")[2] in PLAYERS and k.rpartition("_")[0]
-             in _constant_specs()}
+    keys = {f"{name}_{p}" for name in _constant_specs() for p in PLAYERS}
+    flags = {k: v for k, v in vars(args).items() if k in keys}
     foreign = sorted(set(flags) - needed)
     if foreign:
-        raise TheoryInputError(f"{_flag(foreign[0])} is not a constant of family {family.name!r} "
+        raise TheoryInputError(f"{flag_name(foreign[0])} is not a constant of family {family.name!r} "
                                f"(it uses: {', '.join(family.constants)})")
     file_values, label = None, ""
     if args.constants is not None:
@@ -108,8 +103,6 @@ def run(argv: Sequence[str] | None = None) -> int:
         epsilon = ConstantValue("epsilon", family.epsilon.value, f"default: {family.epsilon.source}")
     else:
         epsilon = ConstantValue("epsilon", args.epsilon, "flag --epsilon")
-    if not (math.isfinite(epsilon.value) and epsilon.value > 0):
-        raise TheoryInputError(f"--epsilon must be a positive finite number, got {epsilon.value:g}")
     analysis = analyse(family, constants, epsilon, args.batch_sizes or DEFAULT_BATCH_SIZES)
 
     from theory import render

@@ -173,3 +173,15 @@ def test_numpy_path_equals_exact_sympy_value(case, x, p):
     expr = fb.players[p].K.subs(sp.Symbol("b", positive=True), sp.Rational(b)).subs(exact_subs)
     exact = float(sp.N(expr, 40))
     assert K_numpy(family, v, eps, p, b) == pytest.approx(exact, rel=1e-12)
+
+
+@SETTINGS
+@given(case=cases())
+def test_integer_b_star_beats_every_nearby_integer(case):
+    family, v, eps = FAMILIES[case[0]], case[1], case[2]
+    a = run(family, v, eps)
+    for n, N in [(r.b_star_integer, lambda x, r=r: x * r.hyperbola.K(x)) for r in a.players.values()] + [
+        (a.joint_b_star_integer, lambda x: x * a.curves(x)[0]["joint"])
+    ]:
+        ks = np.arange(max(1, n - 50), n + 51, dtype=np.float64)
+        assert np.all(N(float(n)) <= N(ks) * (1 + 1e-12))
