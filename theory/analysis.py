@@ -122,6 +122,9 @@ def analyse(
 
     args = [values[k] for k in fb.keys()] + [eps]
     floors = {p: float(fb.numeric[p]["C"](*args)) for p in PLAYERS}
+    for p, C in floors.items():
+        if not math.isfinite(C):
+            raise TheoryInputError(f"the constants overflow float64 for the {PLAYER_NAMES[p]} (C = {C:g})")
     worst = max(PLAYERS, key=floors.get)
     if eps**2 <= floors[worst]:
         min_eps = math.sqrt(max(floors.values()))
@@ -135,19 +138,17 @@ def analyse(
     players = {}
     for p in PLAYERS:
         f = fb.numeric[p]
-        K_inf, c = float(f["K_inf"](*args)), float(f["c"](*args))
-        b_star = float(f["b_star"](*args))
+        A, B, K_inf, c, b_star = (float(f[w](*args)) for w in ("A", "B", "K_inf", "c", "b_star"))
         K_star = float(f["K"](b_star, *args))
+        if not all(map(math.isfinite, (A, B, c, b_star, K_inf, b_star * K_star))):
+            raise TheoryInputError(f"the constants overflow float64 for the {PLAYER_NAMES[p]} "
+                                   f"(A = {A:g}, B = {B:g}, ε² − C = {eps**2 - floors[p]:g})")
         h = Hyperbola(K_inf, c)
         players[p] = PlayerResult(
-            player=p, A=float(f["A"](*args)), B=float(f["B"](*args)), C=floors[p], c=c, b_star=b_star,
+            player=p, A=A, B=B, C=floors[p], c=c, b_star=b_star,
             b_star_integer=best_integer(b_star, lambda x, h=h: x * h.K(x)), K_inf=K_inf, K_at_b_star=K_star,
             N_at_b_star=b_star * K_star,
         )
-    for r in players.values():
-        if not all(map(math.isfinite, (r.A, r.B, r.c, r.b_star, r.K_inf, r.N_at_b_star))):
-            raise TheoryInputError(f"the constants overflow float64 for the {PLAYER_NAMES[r.player]} "
-                                   f"(A = {r.A:g}, B = {r.B:g}, ε² − C = {eps**2 - r.C:g})")
     joint = joint_optimum(players["D"].hyperbola, players["G"].hyperbola)
     K, N = curves(players, bs)
     joint_int = best_integer(joint.b_star, lambda x: float(curves(players, x)[1]["joint"]))

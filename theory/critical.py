@@ -103,7 +103,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         epsilon = ConstantValue("epsilon", family.epsilon.value, f"default: {family.epsilon.source}")
     else:
         epsilon = ConstantValue("epsilon", args.epsilon, "flag --epsilon")
-    analysis = analyse(family, constants, epsilon, args.batch_sizes or DEFAULT_BATCH_SIZES)
+    batch_sizes = DEFAULT_BATCH_SIZES if args.batch_sizes is None else args.batch_sizes
+    analysis = analyse(family, constants, epsilon, batch_sizes)
 
     from theory import render
 

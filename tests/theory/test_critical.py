@@ -117,6 +117,8 @@ def _bad_inputs(tmp_path):
         (["--smoothness-d", "3"], "--smoothness-d is not a constant of family 'adam'"),
         (["--batch-sizes", "0,4"], "batch sizes must be"),
         (["--batch-sizes", "a,b"], "comma-separated numbers"),
+        (["--batch-sizes", ""], "batch sizes must be a non-empty list"),
+        (["--alpha-d", "1e300", "--h-min-d", "1e-300", "--h-max-d", "1"], "overflow float64"),
         (["--constants", str(tmp_path / "missing.json")], "cannot read constants file"),
         (["--constants", str(bad_json)], "is not valid JSON"),
         (["--constants", str(wrong_schema)], "\"schema\" must be"),
