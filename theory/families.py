@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from theory.constants import CATALOGUE, ConstantSpec
 from theory.errors import TheoryInputError
@@ -62,6 +63,8 @@ def register_family(family: BoundFamily) -> BoundFamily:
     """Add ``family`` to the registry after checking that its expressions parse and fit the template."""
     from theory.bounds import check_family  # deferred: bounds needs this module's types
 
+    if family.name in FAMILIES and FAMILIES[family.name] is not family:
+        raise TheoryInputError(f"a family named {family.name!r} is already registered; choose another name")
     check_family(family)
     FAMILIES[family.name] = family
     return family
@@ -84,10 +87,25 @@ _ALPHA = {
     "alpha_D": Default(3e-4, "Adam TTUR rate α_D of the official DCGAN code (reference.md §1)"),
     "alpha_G": Default(1e-4, "Adam TTUR rate α_G of the official DCGAN code (reference.md §1)"),
 }
+
+
+def dcgan_parameter_count(player: str, width: int = 64, nz: int = 100, channels: int = 3) -> int:
+    """Trainable parameters of the 64-px DCGAN (the paper's architecture): 4×4 bias-free convolutions,
+    BatchNorm affine (2 per channel) after every layer but D's first and last and G's last."""
+    chans = [width, 2 * width, 4 * width, 8 * width]  # 64 -> 32 -> 16 -> 8 -> 4 px
+    if player == "D":
+        convs = [channels * chans[0]] + [a * b for a, b in pairwise(chans)] + [chans[-1]]
+        norms = chans[1:]
+    else:
+        rev = chans[::-1]
+        convs = [nz * rev[0]] + [a * b for a, b in pairwise(rev)] + [rev[-1] * channels]
+        norms = rev
+    return 16 * sum(convs) + 2 * sum(norms)
+
+
 _DCGAN_DIM = {
-    # DCGAN at 64 px, width 64 (the paper's architecture): bias-free convolutions plus BatchNorm affine.
-    "dim_D": Default(2_765_568, "parameter count of the 64-px DCGAN discriminator, width 64 (docs/theory.md)"),
-    "dim_G": Default(3_576_704, "parameter count of the 64-px DCGAN generator, width 64, nz=100 (docs/theory.md)"),
+    "dim_D": Default(dcgan_parameter_count("D"), "parameter count of the 64-px DCGAN discriminator, width 64"),
+    "dim_G": Default(dcgan_parameter_count("G"), "parameter count of the 64-px DCGAN generator, width 64, nz=100"),
 }
 
 ADAM = BoundFamily(

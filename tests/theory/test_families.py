@@ -110,3 +110,10 @@ def test_adam_momentum_floor_makes_adam_cs_no_tighter_than_adam():
         # with β1 >= 1/2 the CS floor is at least the trivial Cauchy–Schwarz bound of the VI gap itself
         if beta >= 0.5:
             assert c.players[p].C >= trivial
+
+
+def test_registering_over_an_existing_name_is_refused():
+    with pytest.raises(TheoryInputError, match="already registered"):
+        register_family(_user_family(name="adam"))
+    assert get_family("adam") is FAMILIES["adam"] and FAMILIES["adam"].name == "adam"
+    assert get_family("adam").constants[0] == "alpha" and get_family("adam").A.startswith("(1 + beta1_P)")
