@@ -1,5 +1,5 @@
-"""Empirical part of the toolkit: TTUR GAN training, FID, batch-size sweeps and constants estimation.
+"""Empirical part of the toolkit: TTUR GAN training, FID and steps-to-target (sweeps and constants come next).
 
-Empty for now: the engine (data, models, optimizers, FID, steps-to-target) arrives with the next issue.
+Data flow: data (mixtures, digits, images) → models and optimizers → train() → FID → RunResult.
 It may import :mod:`theory`; :mod:`theory` never imports it (nor torch).
 """

@@ -1,0 +1,319 @@
+"""One TTUR training run as a pure function of (config, seed): FID every eval_every steps, stop at the target.
+
+    python -m empirical.train --preset ring8 --batch-size 64 --seed 0
+
+One iteration is n_critic discriminator steps then one generator step, each on b samples (the protocol of the
+official TTUR scripts); its SFO cost is counted as b per iteration, as in the paper (N = K·b). K, the steps-to-target,
+is the first evaluated step whose FID, on n_eval samples, is at or below the target. A run whose losses or
+parameters become NaN/inf stops and is returned as `diverged`; train() never raises for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from empirical.config import TrainConfig
+from empirical.datasets import load_data
+from empirical.errors import EmpiricalInputError
+from empirical.evaluation import FIDEvaluator
+from empirical.losses import discriminator_loss, generator_loss
+from empirical.mixtures import get_mixture, mode_coverage
+from empirical.models import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator, dcgan_init
+from empirical.optimizers import make_optimizer
+from empirical.presets import PRESETS, get_preset
+
+REACHED, NOT_REACHED, DIVERGED = "reached", "not_reached", "diverged"
+
+
+@dataclass(frozen=True)
+class EvalPoint:
+    """The state of a run at one evaluation; losses are means over the steps since the previous evaluation."""
+
+    step: int
+    fid: float
+    loss_d: float
+    loss_g: float
+    grad_norm_d: float  # ‖∇L_D‖ at the last D step before the evaluation
+    grad_norm_g: float
+    balance_ratio: float  # reference.md §5, measured at the last iteration before the evaluation
+    seconds: float  # wall time since the start of training (not part of the deterministic result)
+    modes: int | None = None  # mixtures: modes captured and share of high-quality samples (reference.md §7)
+    high_quality: float | None = None
+
+
+@dataclass
+class RunResult:
+    """What a run returns: its status, steps-to-target K (None unless reached), SFO = K·b, and its history."""
+
+    config: TrainConfig
+    seed: int
+    status: str
+    steps_to_target: int | None
+    steps_run: int
+    diverged_at: int | None
+    device: str
+    wall_seconds: float
+    history: list[EvalPoint] = field(default_factory=list)
+
+    @property
+    def sfo(self) -> int | None:
+        return None if self.steps_to_target is None else self.steps_to_target * self.config.batch_size
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "config": self.config.to_dict(), "sfo": self.sfo}
+
+
+def resolve_device(name: str) -> torch.device:
+    """"auto" is CUDA when there is a GPU, else CPU; nothing else assumes a GPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def build_models(config: TrainConfig, channels: int) -> tuple[nn.Module, nn.Module]:
+    """Generator and discriminator for the config, initialised from the current torch RNG."""
+    if config.model == "mlp":
+        return (
+            MLPGenerator(config.z_dim, config.width, config.depth),
+            MLPDiscriminator(2, config.width, config.depth),
+        )
+    g = DCGANGenerator(config.image_size, config.width, config.z_dim, channels)
+    d = DCGANDiscriminator(config.image_size, config.width, channels, config.d_norm)
+    dcgan_init(g)
+    dcgan_init(d)
+    return g, d
+
+
+def _grad_norm(module: nn.Module) -> torch.Tensor:
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+
+
+def _finite_parameters(*modules: nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for m in modules for p in m.parameters())
+
+
+@torch.no_grad()
+def balance_ratio(
+    config: TrainConfig,
+    d: nn.Module,
+    g_after: nn.Module,
+    real: torch.Tensor,
+    z: torch.Tensor,
+    d_fake_before: torch.Tensor,
+) -> float:
+    """BR = E[D(G_after(z)) − D(G_before(z))] / (E[D(x)] − E[D(G_before(z))]), D after its update (Wang et al.).
+
+    D's output is the probability σ(logit) for BCE (as in the paper) and the critic value for WGAN-GP.
+    """
+    score = torch.sigmoid if config.loss == "bce" else (lambda t: t)
+    before = score(d_fake_before).mean()
+    after = score(d(g_after(z))).mean()
+    gap = score(d(real)).mean() - before
+    return float((after - before) / gap) if float(gap) != 0.0 else float("nan")
+
+
+def train(
+    config: TrainConfig,
+    seed: int,
+    *,
+    progress: Callable[[int, EvalPoint | None], None] | None = None,
+) -> RunResult:
+    """Train until the FID target is met (status "reached"), max_steps pass, or the run diverges.
+
+    Deterministic: the model initialisation, the training minibatches and noise, and the evaluation noise come from
+    three generators seeded by `seed`, so the trajectory does not depend on eval_every or n_eval, and the same
+    config, seed and device give the same K. `progress(step, point)` is called after every step (point at evaluations).
+    """
+    device = resolve_device(config.device)
+    start = time.perf_counter()
+    data = load_data(config, device)
+    evaluate = FIDEvaluator(config, device, seed=seed + 1_000_003)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        g, d = build_models(config, channels=data.shape[0] if len(data.shape) == 3 else 1)
+    g, d = g.to(device), d.to(device)
+    opt_d = make_optimizer(config.optimizer, d.parameters(), config.lr_d)
+    opt_g = make_optimizer(config.optimizer, g.parameters(), config.lr_g)
+    rng = torch.Generator(device=device).manual_seed(seed)
+    mixture = get_mixture(config.data) if config.data in ("ring8", "grid25") else None
+
+    b = config.batch_size
+    history: list[EvalPoint] = []
+    sum_d = torch.zeros((), device=device)
+    sum_g = torch.zeros((), device=device)
+    count = 0
+    status, reached_at, diverged_at, step = NOT_REACHED, None, None, 0
+
+    def evaluation(
+        step: int, real: torch.Tensor | None, z: torch.Tensor | None, d_fake: torch.Tensor | None
+    ) -> EvalPoint:
+        fid = evaluate(g)
+        modes = quality = None
+        if mixture is not None:
+            with torch.no_grad():
+                coverage = mode_coverage(g(evaluate.z), mixture)
+            modes, quality = coverage.modes_captured, coverage.high_quality
+        if real is None:  # the evaluation before the first step
+            return EvalPoint(0, fid, math.nan, math.nan, math.nan, math.nan, math.nan, 0.0, modes, quality)
+        return EvalPoint(
+            step=step,
+            fid=fid,
+            loss_d=float(sum_d) / count,
+            loss_g=float(sum_g) / count,
+            grad_norm_d=float(grad_norm_d),
+            grad_norm_g=float(_grad_norm(g)),
+            balance_ratio=balance_ratio(config, d, g, real, z, d_fake),
+            seconds=time.perf_counter() - start,
+            modes=modes,
+            high_quality=quality,
+        )
+
+    history.append(evaluation(0, None, None, None))
+    for step in range(1, config.max_steps + 1):
+        for critic_step in range(config.n_critic):
+            real = data.sample(b, rng)
+            z = torch.randn(b, config.z_dim, generator=rng, device=device)
+            # The last critic step's fake keeps its graph: the G step reuses it (one G forward per iteration,
+            # as in the DCGAN example the official scripts build on).
+            with torch.set_grad_enabled(critic_step == config.n_critic - 1):
+                fake = g(z)
+            loss_d, _, _ = discriminator_loss(config.loss, d, real, fake.detach(), rng, config.gp_weight)
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            opt_d.step()
+        at_eval = step % config.eval_every == 0 or step == config.max_steps
+        if at_eval:
+            grad_norm_d = _grad_norm(d)
+        d_fake = d(fake)
+        loss_g = generator_loss(config.loss, d_fake)
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        sum_d += loss_d.detach()
+        sum_g += loss_g.detach()
+        count += 1
+        point = None
+        if at_eval:
+            if not (math.isfinite(float(sum_d)) and math.isfinite(float(sum_g)) and _finite_parameters(g, d)):
+                status, diverged_at = DIVERGED, step
+                break
+            point = evaluation(step, real, z, d_fake.detach())
+            history.append(point)
+            sum_d.zero_()
+            sum_g.zero_()
+            count = 0
+            if not math.isfinite(point.fid):
+                status, diverged_at = DIVERGED, step
+                break
+            if point.fid <= config.target_fid:
+                status, reached_at = REACHED, step
+                break
+        if progress is not None:
+            progress(step, point)
+    return RunResult(
+        config=config,
+        seed=seed,
+        status=status,
+        steps_to_target=reached_at,
+        steps_run=step,
+        diverged_at=diverged_at,
+        device=str(device),
+        wall_seconds=time.perf_counter() - start,
+        history=history,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# CLI: python -m empirical.train --preset ring8 --batch-size 64 --seed 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    """One flag per config field (--lr-d, --eval-every, ...), defaults taken from the chosen preset."""
+    parser = argparse.ArgumentParser(
+        prog="python -m empirical.train",
+        description="Train one TTUR GAN to a target FID and print K (steps-to-target).",
+    )
+    parser.add_argument("--preset", default="ring8", help=f"one of {', '.join(PRESETS)} (default ring8)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", metavar="FILE", help="also write the full result (history included) as JSON")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    for f in fields(TrainConfig):
+        kind = {"int": int, "float": float}.get(str(f.type).replace(" | None", ""), str)
+        flag = "--" + f.name.replace("_", "-")
+        parser.add_argument(flag, dest=f.name, type=kind, default=None, help=argparse.SUPPRESS)
+    parser.epilog = "Config flags: " + " ".join("--" + f.name.replace("_", "-") for f in fields(TrainConfig))
+    return parser
+
+
+def _curve_lines(result: RunResult, rows: int = 12) -> list[str]:
+    """The FID curve as a short table (every k-th evaluation, always the last)."""
+    points = result.history
+    keep = points[:: max(1, len(points) // rows)]
+    if keep[-1] is not points[-1]:
+        keep.append(points[-1])
+    header = f"{'step':>8} {'FID':>10} {'loss_D':>8} {'loss_G':>8} {'BR':>8}"
+    lines = [header + ("  modes" if points[0].modes is not None else "")]
+    for p in keep:
+        line = f"{p.step:>8} {p.fid:>10.3f} {p.loss_d:>8.3f} {p.loss_g:>8.3f} {p.balance_ratio:>8.3f}"
+        lines.append(line + (f"  {p.modes}" if p.modes is not None else ""))
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = get_preset(args.preset).with_(
+            **{f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None}
+        )
+        bar = None if args.no_progress else tqdm(total=config.max_steps, desc=f"b={config.batch_size}", unit="step")
+
+        def progress(step: int, point: EvalPoint | None) -> None:
+            bar.update(step - bar.n)
+            if point is not None:
+                bar.set_postfix(fid=f"{point.fid:.3g}")
+
+        result = train(config, args.seed, progress=None if bar is None else progress)
+        if bar is not None:
+            bar.close()
+    except EmpiricalInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    target = f"FID <= {config.target_fid:g} at n = {config.n_eval} ({config.features} features)"
+    if result.status == REACHED:
+        print(f"K = {result.steps_to_target} steps to {target}; SFO = K*b = {result.sfo}")
+    elif result.status == DIVERGED:
+        print(f"diverged (NaN/inf) at step {result.diverged_at}; target was {target}")
+    else:
+        print(f"not reached in {result.steps_run} steps: {target}; best FID {min(p.fid for p in result.history):.3f}")
+    print("\n".join(_curve_lines(result)))
+    print(f"{result.wall_seconds:.1f} s on {result.device}")
+    if args.json:
+        write_json(result, args.json)
+    return 0
+
+
+def write_json(result: RunResult, path: str) -> None:
+    """The result as JSON, written atomically (NaN becomes null)."""
+    text = json.dumps(result.to_dict(), indent=1, default=str).replace("NaN", "null")
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(target.name + ".tmp")
+    temporary.write_text(text)
+    os.replace(temporary, target)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
