@@ -11,8 +11,8 @@ from empirical.errors import EmpiricalInputError
 
 PRESETS: dict[str, TrainConfig] = {
     # Calibrated (docs/benchmarks.md): 8 modes on the unit circle, std 0.01. FID <= 4 on 5000 samples is about the
-    # score of all 8 modes at ~10σ spread (real-vs-real ≈ 0.1; half the modes ≈ 23; 3σ modes ≈ 0.3). α = 5 × (2e-4, 5e-5).
-    # Median K over 3 seeds falls 5.0x from b = 4 to b = 512; eval_every is <= 3% of K.
+    # score of all 8 modes at ~10σ spread (real-vs-real ≈ 0.1; half the modes ≈ 23; 3σ modes ≈ 0.3).
+    # α = 5 × (2e-4, 5e-5). Median K over 3 seeds falls 5.0x from b = 4 to b = 512; eval_every is <= 3% of K.
     "ring8": TrainConfig(
         data="ring8", model="mlp", z_dim=2, width=128, depth=3, loss="bce", optimizer="adam",
         lr_d=1e-3, lr_g=2.5e-4, batch_size=64, max_steps=4000, eval_every=5, n_eval=5000, target_fid=4.0,
