@@ -19,16 +19,18 @@ from empirical.fid import ReferenceStatistics
 REFERENCE_SEED = 20_231_201  # the real statistics do not depend on the run's seed: targets mean the same in every run
 
 
-def _reference_key(config: TrainConfig, device: torch.device) -> tuple:
-    return (config.data, config.data_path, config.image_size, config.features, config.feature_weights,
-            config.n_reference, str(device))  # fmt: skip
+def _reference_fields(config: TrainConfig) -> TrainConfig:
+    """The config with every field that does not determine the real statistics reset to its default.
+
+    lru_cache keys on its arguments, so runs that differ only in batch size, learning rates, ... share one entry.
+    """
+    defaults = TrainConfig()
+    keep = ("data", "data_path", "image_size", "features", "feature_weights", "n_reference")
+    return defaults.with_(model=config.model, **{name: getattr(config, name) for name in keep})
 
 
 @lru_cache(maxsize=8)
-def _cached_reference(
-    key: tuple, config: TrainConfig, device: torch.device
-) -> tuple[FeatureExtractor, ReferenceStatistics]:
-    del key  # only the cache key: configs that differ in other fields share the reference
+def _cached_reference(config: TrainConfig, device: torch.device) -> tuple[FeatureExtractor, ReferenceStatistics]:
     extractor = make_extractor(
         config.features, data=config.data, image_size=config.image_size, weights=config.feature_weights, device=device
     )
@@ -40,7 +42,7 @@ def _cached_reference(
 
 def reference_for(config: TrainConfig, device: torch.device) -> tuple[FeatureExtractor, ReferenceStatistics]:
     """The feature extractor and real statistics for this config's data (cached)."""
-    return _cached_reference(_reference_key(config, device), config, device)
+    return _cached_reference(_reference_fields(config), device)
 
 
 class FIDEvaluator:

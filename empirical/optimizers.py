@@ -52,6 +52,16 @@ def _norm_denominator(norm: torch.Tensor, eps: float) -> torch.Tensor:
     return (norm + eps).clamp_min(torch.finfo(norm.dtype).tiny)
 
 
+def _moment_state(state: dict, p: torch.Tensor, second: str) -> dict:
+    """Adam-style per-parameter state (step, exp_avg and a second moment named `second`), with the step advanced."""
+    if not state:
+        state["step"] = 0
+        state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        state[second] = torch.zeros_like(p, memory_format=torch.preserve_format)
+    state["step"] += 1
+    return state
+
+
 class AdaBelief(torch.optim.Optimizer):
     r"""AdaBelief (Zhuang et al., NeurIPS 2020), without rectification, AMSGrad or (by default) weight decay.
 
@@ -87,12 +97,7 @@ class AdaBelief(torch.optim.Optimizer):
                 if p.grad is None:
                     continue
                 grad = p.grad
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_var"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["step"] += 1
+                state = _moment_state(self.state[p], p, "exp_avg_var")
                 t = state["step"]
                 m, s = state["exp_avg"], state["exp_avg_var"]
                 if group["weight_decay"]:
@@ -163,12 +168,7 @@ class AdamGraftSGD(torch.optim.Optimizer):
                 if p.grad is None:
                     continue
                 grad = p.grad
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["step"] += 1
+                state = _moment_state(self.state[p], p, "exp_avg_sq")
                 t = state["step"]
                 m, v = state["exp_avg"], state["exp_avg_sq"]
                 m.mul_(beta1).add_(grad, alpha=1.0 - beta1)

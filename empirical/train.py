@@ -301,7 +301,11 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(_curve_lines(result)))
     print(f"{result.wall_seconds:.1f} s on {result.device}")
     if args.json:
-        write_json(result, args.json)
+        try:
+            write_json(result, args.json)
+        except OSError as error:
+            print(f"error: cannot write {args.json}: {error.strerror or error}", file=sys.stderr)
+            return 2
     return 0
 
 

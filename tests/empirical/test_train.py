@@ -2,6 +2,7 @@ import json
 import math
 
 import pytest
+import torch
 
 from empirical.config import TrainConfig
 from empirical.errors import EmpiricalInputError
@@ -152,3 +153,22 @@ def test_train_on_a_tiny_image_folder_with_inception_features(tmp_path):
     result = train(config, seed=0)
     assert [p.step for p in result.history] == [0, 1, 2]
     assert all(math.isfinite(p.fid) and p.fid > 0 for p in result.history)
+
+
+def test_runs_that_differ_only_in_training_settings_share_the_real_statistics():
+    from empirical.evaluation import _cached_reference, reference_for
+
+    before = _cached_reference.cache_info().misses
+    first = reference_for(QUICK, torch.device("cpu"))
+    second = reference_for(QUICK.with_(batch_size=8, lr_d=1e-4, optimizer="sgd"), torch.device("cpu"))
+    assert first[1] is second[1]
+    assert _cached_reference.cache_info().misses <= before + 1
+
+
+def test_cli_reports_an_unwritable_json_path_in_one_line(capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    argv = ["--batch-size", "256", "--no-progress", "--max-steps", "5", "--json", str(blocker / "run.json")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot write") and err.count("\n") == 1
