@@ -10,8 +10,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test setup clean
 
+# The main job: a ring8 batch-size sweep (b = 4..512, 3 seeds; resumable), then the theory-vs-measurement report.
 demo: $(STAMP)
-	$(BIN)/python -m theory.critical --plot out/theory_critical.png
+	$(BIN)/python -m empirical.sweep --preset ring8 --out out/ring8
+	$(BIN)/python -m empirical.report out/ring8
 
 test: $(STAMP)
 	$(BIN)/ruff check .

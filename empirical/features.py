@@ -154,7 +154,12 @@ def _cached(kind: str, config: object, build: Callable[[], Classifier], make: Ca
             return model.eval()
         except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError):
             pass  # a corrupt or stale cache entry is rebuilt below
-    model = build()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the same weights whatever the caller's thread count (reduction order changes bits)
+    try:
+        model = build()
+    finally:
+        torch.set_num_threads(threads)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as handle:
         torch.save(model.state_dict(), handle)

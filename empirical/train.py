@@ -17,13 +17,14 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
+from empirical.cli import OneLineParser, add_config_flags, config_overrides
 from empirical.config import TrainConfig
 from empirical.datasets import load_data
 from empirical.errors import EmpiricalInputError
@@ -242,7 +243,7 @@ def train(
 
 def _parser() -> argparse.ArgumentParser:
     """One flag per config field (--lr-d, --eval-every, ...), defaults taken from the chosen preset."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m empirical.train",
         description="Train one TTUR GAN to a target FID and print K (steps-to-target).",
     )
@@ -250,11 +251,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", metavar="FILE", help="also write the full result (history included) as JSON")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    for f in fields(TrainConfig):
-        kind = {"int": int, "float": float}.get(str(f.type).replace(" | None", ""), str)
-        flag = "--" + f.name.replace("_", "-")
-        parser.add_argument(flag, dest=f.name, type=kind, default=None, help=argparse.SUPPRESS)
-    parser.epilog = "Config flags: " + " ".join("--" + f.name.replace("_", "-") for f in fields(TrainConfig))
+    add_config_flags(parser)
     return parser
 
 
@@ -275,9 +272,7 @@ def _curve_lines(result: RunResult, rows: int = 12) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        config = get_preset(args.preset).with_(
-            **{f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None}
-        )
+        config = get_preset(args.preset).with_(**config_overrides(args))
         bar = None if args.no_progress else tqdm(total=config.max_steps, desc=f"b={config.batch_size}", unit="step")
 
         def progress(step: int, point: EvalPoint | None) -> None:

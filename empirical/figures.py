@@ -1,0 +1,140 @@
+"""The report's figures (matplotlib, Agg): K(b) and N(b) with the fit and theory, training curves, (b, α) heat map."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from empirical.report import GroupAnalysis, TheoryPrediction
+    from empirical.train import EvalPoint
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    _pyplot().close(fig)
+    return path
+
+
+def plot_k_and_sfo(group: GroupAnalysis, theory: TheoryPrediction | None, path: Path) -> Path:
+    """K(b) and N(b) = b·K(b), log-log: median over seeds with the min–max band, misses marked, measured b*, the
+    fitted K∞·b/(b − c) and the theory's joint curve scaled to the fitted K∞ (its shape and b* are the theory's)."""
+    plt = _pyplot()
+    s = group.summaries
+    b = np.array([x.batch_size for x in s], dtype=np.float64)
+    med = np.array([x.median_k for x in s])
+    lo = np.array([np.nan if x.min_k is None else x.min_k for x in s], dtype=np.float64)
+    hi = np.array([np.nan if x.max_k is None else x.max_k for x in s], dtype=np.float64)
+    finite = np.isfinite(med)
+    fig, axes = plt.subplots(1, 2, figsize=(11.5, 4.4), constrained_layout=True)
+    dense = np.geomspace(b.min() / 1.5, b.max() * 1.5, 400)
+    for ax, scale, label in ((axes[0], np.ones_like(b), "K(b): steps to target"),
+                             (axes[1], b, "N(b) = b·K(b): SFO")):
+        dscale = np.ones_like(dense) if ax is axes[0] else dense
+        ax.fill_between(b, lo * scale, hi * scale, color="tab:blue", alpha=0.2, lw=0, label="min–max over seeds")
+        ax.plot(b[finite], (med * scale)[finite], "o-", color="tab:blue", label="median over seeds")
+        partial = [i for i, x in enumerate(s) if 0 < x.n_runs != x.n_reached]
+        for i in partial:
+            ax.annotate(f"{s[i].n_reached}/{s[i].n_runs}", (b[i], (hi * scale)[i] if np.isfinite(hi[i]) else 1),
+                        textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7, color="tab:red")
+        missed = ~finite
+        if missed.any():
+            top = np.nanmax(hi * scale) if np.isfinite(hi).any() else 1.0
+            ax.plot(b[missed], np.full(missed.sum(), top * 1.3), "v", color="tab:red", label="median not reached")
+        if group.fit is not None:
+            near = dense > 1.25 * group.fit.c  # stop short of the pole, which would stretch the axis
+            curve = group.fit.hyperbola.K(dense[near])
+            ax.plot(dense[near], curve * dscale[near], "-", color="black", lw=1,
+                    label=f"fit K∞·b/(b−c): c = {group.fit.c:.3g}, R² = {group.fit.r2:.2f}")
+            ax.axvline(group.fit.b_star, color="black", ls=":", lw=1, label=f"b*_fit = 2c = {group.fit.b_star:.3g}")
+        if theory is not None and theory.error is None and group.fit is not None:
+            shape = theory.joint_k(dense)
+            ax.plot(dense, shape / theory.k_inf_joint * group.fit.k_inf * dscale, "--", color="tab:green", lw=1.2,
+                    label=f"theory '{theory.family}' (scaled to K∞), b* = {theory.b_star_joint:.3g}")
+            ax.axvline(theory.b_star_joint, color="tab:green", ls=":", lw=1)
+        if group.b_star is not None:
+            ax.axvline(group.b_star, color="tab:red", ls="-", lw=1.5, alpha=0.6,
+                       label=f"measured b* = {group.b_star}")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("batch size b")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.25)
+    axes[1].legend(fontsize=7, loc="upper left")
+    fig.suptitle(f"{group.label}: target FID ≤ {group.target_fid:g} at n = {group.n_eval}", fontsize=10)
+    return _save(fig, path)
+
+
+def plot_dynamics(histories: Mapping[int, Sequence[Sequence[EvalPoint]]], target_fid: float, path: Path) -> Path:
+    """FID and the balance ratio against steps, one colour per batch size (every seed drawn)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11.5, 4.2), constrained_layout=True)
+    sizes = sorted(histories)
+    colours = plt.cm.viridis(np.linspace(0, 0.9, max(len(sizes), 1)))
+    for colour, b in zip(colours, sizes, strict=True):
+        for i, points in enumerate(histories[b]):
+            steps = [p.step for p in points]
+            axes[0].plot(steps, [p.fid for p in points], color=colour, lw=0.9, alpha=0.8, label=None if i else f"b={b}")
+            axes[1].plot(steps[1:], [p.balance_ratio for p in points[1:]], color=colour, lw=0.9, alpha=0.8)
+    axes[0].axhline(target_fid, color="tab:red", ls="--", lw=1, label="target")
+    axes[0].set_yscale("log")
+    axes[0].set_xscale("symlog", linthresh=10)
+    axes[0].set_ylabel("FID")
+    axes[1].set_xscale("symlog", linthresh=10)
+    axes[1].set_ylabel("balance ratio (reference.md §5)")
+    for ax in axes:
+        ax.set_xlabel("step")
+        ax.grid(True, which="both", alpha=0.25)
+    axes[0].legend(fontsize=7, ncol=2)
+    return _save(fig, path)
+
+
+def plot_heatmap(groups: Sequence[GroupAnalysis], path: Path) -> Path:
+    """Median K and median SFO over (b, base learning rate α_D/b) (Masters & Luschi), one square per cell."""
+    plt = _pyplot()
+    from matplotlib import patheffects
+    from matplotlib.colors import LogNorm
+
+    fig, axes = plt.subplots(1, 2, figsize=(11.5, 4.6), constrained_layout=True)
+    for ax, what in zip(axes, ("median K", "median SFO"), strict=True):
+        xs, ys, vs, missed = [], [], [], []
+        for g in groups:
+            for s in g.summaries:
+                x, y = s.batch_size, g.lr_d / s.batch_size
+                v = s.median_k if what == "median K" else s.median_sfo
+                if np.isfinite(v):
+                    xs.append(x)
+                    ys.append(y)
+                    vs.append(v)
+                else:
+                    missed.append((x, y))
+        if vs:
+            points = ax.scatter(xs, ys, c=vs, s=260, marker="s", cmap="magma_r", norm=LogNorm())
+            fig.colorbar(points, ax=ax, label=what)
+            outline = [patheffects.withStroke(linewidth=1.5, foreground="white")]
+            for x, y, v in zip(xs, ys, vs, strict=True):
+                ax.annotate(f"{v:.0f}" if v < 1e4 else f"{v:.2g}", (x, y), ha="center", va="center", fontsize=5.5,
+                            path_effects=outline)
+        if missed:
+            ax.scatter(*zip(*missed, strict=True), s=260, marker="s", facecolors="none", edgecolors="grey",
+                       label="median not reached")
+            ax.legend(fontsize=7)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("batch size b")
+        ax.set_ylabel("base learning rate α_D / b")
+        ax.set_title(what, fontsize=10)
+    return _save(fig, path)

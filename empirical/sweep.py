@@ -1,0 +1,217 @@
+"""Batch-size sweeps: every (batch size, seed, learning-rate scale, optimizer) cell, one training run each.
+
+    python -m empirical.sweep --preset ring8 --out runs/ring8 [--batch-sizes 4,8,...,512] [--seeds 0,1,2]
+                              [--lr-scale 0.25,0.5,1,2,4] [--optimizers adam] [--workers 2] [--export-csv]
+
+Each cell runs in a worker process with one thread, so a cell's result does not depend on --workers. The parent
+alone writes to the folder's SQLite store (empirical/store.py) as runs finish; running the same command again
+skips finished cells, so a killed sweep resumes where it stopped. Then: python -m empirical.report OUT.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from empirical.cli import OneLineParser, add_config_flags, config_overrides, fail
+from empirical.config import TrainConfig
+from empirical.datasets import load_data
+from empirical.errors import EmpiricalInputError
+from empirical.presets import PRESETS, get_preset
+from empirical.store import Cell, open_store
+from empirical.train import RunResult, train
+
+PROG = "python -m empirical.sweep"
+DEFAULT_BATCH_SIZES = tuple(2**k for k in range(2, 10))  # 4 .. 512
+DEFAULT_SEEDS = (0, 1, 2)
+
+
+def grid(
+    batch_sizes: Iterable[int],
+    seeds: Iterable[int],
+    lr_scales: Iterable[float] = (1.0,),
+    optimizers: Iterable[str] = ("adam",),
+) -> list[Cell]:
+    """Every cell of the grid, smallest batches first: they need the most steps and evaluations, so they are the
+    longest runs, and starting the longest first keeps workers from idling at the end (LPT scheduling)."""
+    cells = {Cell(b, s, float(x), o) for b in batch_sizes for s in seeds for x in lr_scales for o in optimizers}
+    return sorted(cells, key=lambda c: (c.batch_size, c.optimizer, c.lr_scale, c.seed))
+
+
+def check_cells(base: TrainConfig, cells: Sequence[Cell]) -> None:
+    """Validate every cell's config before any run starts (a bad optimizer name fails now, not in a worker)."""
+    for cell in cells:
+        cell.config(base)
+
+
+def _init_worker() -> None:
+    torch.set_num_threads(1)  # one core per run; also makes a run's floating-point result independent of --workers
+
+
+def run_cell(base: TrainConfig, cell: Cell) -> RunResult:
+    """One training run (in a worker process)."""
+    return train(cell.config(base), cell.seed)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    cell: Cell
+    result: RunResult | None
+    error: str | None = None
+
+
+def execute(base: TrainConfig, cells: Sequence[Cell], workers: int) -> Iterator[Outcome]:
+    """Run the cells on `workers` processes and yield each outcome as it finishes (in completion order).
+
+    Spawned workers: a forked child would inherit the parent's torch thread pools, which is unsafe. An exception
+    inside a run (not a divergence: train() returns those) becomes an Outcome with an error, and the sweep goes on.
+    """
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
+        pending: dict[Future, Cell] = {pool.submit(run_cell, base, cell): cell for cell in cells}
+        try:
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    cell = pending.pop(future)
+                    try:
+                        yield Outcome(cell, future.result())
+                    except Exception as error:  # reported per cell; the sweep continues
+                        yield Outcome(cell, None, f"{type(error).__name__}: {error}")
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def sweep(
+    base: TrainConfig,
+    cells: Sequence[Cell],
+    out: str | Path,
+    *,
+    preset: str = "custom",
+    workers: int = 1,
+    on_start: Callable[[int], None] | None = None,
+    on_outcome: Callable[[Outcome, bool], None] | None = None,
+) -> tuple[int, list[Outcome]]:
+    """Run the cells not yet in `out`'s store; return (runs added, failed outcomes).
+
+    For progress reporting, `on_start(n_already_done)` is called once, and `on_outcome(outcome, added)` after
+    each run is stored (or failed).
+    """
+    check_cells(base, cells)
+    with open_store(out, base, preset) as store:
+        finished = store.finished()
+        todo = [c for c in cells if c not in finished]
+        if on_start is not None:
+            on_start(len(cells) - len(todo))
+        added, failed = 0, []
+        for outcome in execute(base, todo, workers) if todo else ():
+            new = False
+            if outcome.result is not None:
+                new = store.add(outcome.cell, outcome.result)
+                added += new
+            else:
+                failed.append(outcome)
+            if on_outcome is not None:
+                on_outcome(outcome, new)
+    return added, failed
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# CLI
+
+
+def _list(kind: Callable[[str], object], name: str) -> Callable[[str], list]:
+    def parse(text: str) -> list:
+        try:
+            values = [kind(x) for x in text.split(",") if x.strip()]
+        except ValueError:
+            raise EmpiricalInputError(f"--{name} must be a comma-separated list, got {text!r}") from None
+        if not values:
+            raise EmpiricalInputError(f"--{name} is empty")
+        return values
+
+    return parse
+
+
+def _parser() -> OneLineParser:
+    parser = OneLineParser(prog=PROG, description="Run a TTUR GAN batch-size sweep into a resumable SQLite store.")
+    parser.add_argument("--preset", default="ring8", help=f"one of {', '.join(PRESETS)} (default ring8)")
+    parser.add_argument("--out", required=True, help="output folder (its sweep.db is created or resumed)")
+    parser.add_argument("--batch-sizes", default=",".join(map(str, DEFAULT_BATCH_SIZES)))
+    parser.add_argument("--seeds", default=",".join(map(str, DEFAULT_SEEDS)))
+    parser.add_argument("--lr-scale", default="1", help="multipliers of both α_D and α_G, e.g. 0.25,0.5,1,2,4")
+    parser.add_argument("--optimizers", default=None, help="comma-separated (default: the preset's)")
+    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)), help="processes (default: cores)")
+    parser.add_argument("--export-csv", action="store_true", help="write runs.csv and history.csv into --out")
+    parser.add_argument("--no-progress", action="store_true")
+    add_config_flags(parser, exclude=("batch_size", "optimizer"))
+    return parser
+
+
+def _positive(values: list, name: str) -> list:
+    if any(v <= 0 for v in values):
+        raise EmpiricalInputError(f"--{name} must be positive, got {values}")
+    return values
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    start = time.perf_counter()
+    try:
+        base = get_preset(args.preset).with_(**config_overrides(args))
+        batch_sizes = _positive(_list(int, "batch-sizes")(args.batch_sizes), "batch-sizes")
+        seeds = _list(int, "seeds")(args.seeds)
+        lr_scales = _positive(_list(float, "lr-scale")(args.lr_scale), "lr-scale")
+        optimizers = _list(str, "optimizers")(args.optimizers) if args.optimizers else [base.optimizer]
+        if args.workers < 1:
+            raise EmpiricalInputError(f"--workers must be at least 1, got {args.workers}")
+        cells = grid(batch_sizes, seeds, lr_scales, optimizers)
+        check_cells(base, cells)
+        load_data(base, torch.device("cpu"))  # a missing dataset fails here, in one line, before any worker starts
+        bar = None if args.no_progress else tqdm(total=len(cells), desc="runs", unit="run")
+
+        def progress(outcome: Outcome, added: bool) -> None:
+            r, c = outcome.result, outcome.cell
+            note = (f"b={c.batch_size} seed={c.seed}: " + ("error" if r is None else
+                    f"K={r.steps_to_target}" if r.status == "reached" else r.status))
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix_str(f"running {min(args.workers, bar.total - bar.n)}, last {note}")
+            if r is None:
+                tqdm.write(f"{PROG}: run failed, sweep goes on: {note}: {outcome.error}", file=sys.stderr)
+
+        added, failed = sweep(base, cells, args.out, preset=args.preset, workers=args.workers,
+                              on_start=None if bar is None else bar.update, on_outcome=progress)
+        if bar is not None:
+            bar.close()
+        if args.export_csv:
+            from empirical.store import read_store
+
+            with read_store(args.out) as store:
+                paths = store.export_csv(Path(args.out))
+            print("CSV: " + ", ".join(map(str, paths)))
+    except EmpiricalInputError as error:
+        return fail(PROG, error)
+    except KeyboardInterrupt:
+        print(f"\n{PROG}: interrupted; finished runs are saved in {args.out}; run the same command to resume",
+              file=sys.stderr)
+        return 130
+    print(f"{args.out}: {added} new runs, {len(cells) - len(failed)} of {len(cells)} cells done "
+          f"in {time.perf_counter() - start:.0f} s; report: python -m empirical.report {args.out}")
+    if failed:
+        return fail(PROG, f"{len(failed)} runs failed (see above); run the same command to retry them", 1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

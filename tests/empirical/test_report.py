@@ -1,0 +1,98 @@
+"""The report: tables equal to the stored runs, b* and fit stated, figures written, errors in one line."""
+
+import csv
+import math
+
+import pytest
+
+from empirical import report
+from empirical.config import TrainConfig
+from empirical.store import Cell, open_store
+from empirical.train import EvalPoint, RunResult
+
+BASE = TrainConfig(lr_d=1e-3, lr_g=2.5e-4, max_steps=4000, eval_every=5, target_fid=4.0, n_eval=5000)
+BATCHES = (4, 8, 16, 32, 64, 128)
+
+
+def k_of(b: int, seed: int, scale: float) -> int:
+    """Steps on K = 200·b/(b − 3) (b*_fit = 6), seed-dependent by ±5%, slower at smaller α."""
+    return round(200 / scale * b / (b - 3) * (1 + 0.05 * (seed - 1)))
+
+
+def fill(folder, scales=(1.0,), miss=None):
+    with open_store(folder, BASE, "ring8") as store:
+        for scale in scales:
+            for b in BATCHES:
+                for seed in range(3):
+                    cell = Cell(b, seed, scale, "adam")
+                    k = k_of(b, seed, scale)
+                    status = "not_reached" if (b, seed) == miss else "reached"
+                    history = [EvalPoint(0, 250.0, *[math.nan] * 5, 0.0, 0, 0.0),
+                               EvalPoint(k, 3.9, 0.7, 0.8, 1.0, 1.0, 0.5, 1.0, 8, 0.9)]
+                    store.add(cell, RunResult(cell.config(BASE), seed, status, k if status == "reached" else None,
+                                              k, None, "cpu", 1.0, history))
+
+
+def test_report_tables_match_the_runs(tmp_path):
+    fill(tmp_path, miss=(4, 2))
+    path = report.write_report(tmp_path, n_resamples=50)
+    text = path.read_text()
+    for b in BATCHES[1:]:
+        ks = sorted(k_of(b, s, 1.0) for s in range(3))
+        assert f"| {b} | 3/3 | {ks[1]} | {ks[0]}–{ks[2]} | {ks[1] * b} |" in text
+    # b = 4 lost a seed: the median of (K, K, ∞) is the larger reached K, and b = 4 cannot be b*
+    ks4 = sorted(k_of(4, s, 1.0) for s in range(2))
+    assert f"| 4 | 2/3 | {ks4[1]} | {ks4[0]}–{ks4[1]} | {ks4[1] * 4} |" in text
+    assert "b = 4 (2/3)" in text
+    assert "| b*_measured (argmin median SFO) | 8 |" in text  # N = b·K on the grid is smallest at b = 8
+    assert "b*_fit = 2c | 6" in text
+    for name in ("k_n_adam_x1.png", "dynamics.png", "summary.csv", "runs.csv", "history.csv"):
+        assert (tmp_path / name).is_file()
+    assert (tmp_path / "k_n_adam_x1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (tmp_path / "heatmap.png").exists()
+    with (tmp_path / "summary.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["batch_size"]) for r in rows] == list(BATCHES)
+    assert float(rows[1]["median_k"]) == sorted(k_of(8, s, 1.0) for s in range(3))[1]
+
+
+def test_report_states_when_the_minimum_is_at_the_grid_edge(tmp_path):
+    with open_store(tmp_path, BASE, "ring8") as store:
+        for b in (16, 32, 64):  # K ∝ b/(b − 3): c = 3 is far below the grid, so N grows with b
+            for seed in range(3):
+                cell = Cell(b, seed)
+                k = k_of(b, seed, 1.0)
+                store.add(cell, RunResult(cell.config(BASE), seed, "reached", k, k, None, "cpu", 1.0,
+                                          [EvalPoint(k, 3.0, 0.7, 0.8, 1.0, 1.0, 0.5, 1.0)]))
+    text = report.write_report(tmp_path, n_resamples=20).read_text()
+    assert "no interior minimum on this grid" in text and "b* is ≤ 16" in text
+
+
+def test_learning_rate_grid_gets_a_heat_map_and_a_section_per_scale(tmp_path):
+    fill(tmp_path, scales=(0.5, 1.0, 2.0))
+    text = report.write_report(tmp_path, n_resamples=20).read_text()
+    assert (tmp_path / "heatmap.png").is_file()
+    for scale, lr in ((0.5, 5e-4), (1.0, 1e-3), (2.0, 2e-3)):
+        assert f"## adam, α_D = {lr:g}, α_G = {lr / 4:g} (×{scale:g})" in text
+
+
+def test_theory_rows_use_the_sweep_learning_rates():
+    (adam, *_) = report.theory_predictions(2e-4, 5e-5)
+    direct = report.analyse(report.FAMILIES["adam"], report.resolve_constants(
+        report.FAMILIES["adam"], {"alpha_D": 2e-4, "alpha_G": 5e-5}), report.ConstantValue(
+        "epsilon", report.FAMILIES["adam"].epsilon.value, "default"))
+    assert adam.family == "adam"
+    assert adam.b_star_joint == pytest.approx(direct.joint.b_star)
+    assert adam.b_star_d == pytest.approx(direct.players["D"].b_star)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["{tmp}/nothing"], "holds no sweep"),
+    (["{tmp}", "--bootstrap", "0"], "--bootstrap must be at least 1"),
+    (["{tmp}", "--constants", "{tmp}/missing.json"], "missing.json"),
+])
+def test_report_errors_are_one_line(tmp_path, capsys, args, message):
+    fill(tmp_path)
+    status = report.main([a.format(tmp=tmp_path) for a in args])
+    err = capsys.readouterr().err
+    assert status == 2 and message in err and err.count("\n") == 1, err

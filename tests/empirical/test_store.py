@@ -1,0 +1,102 @@
+"""The sweep store: one transaction per run, no duplicates, refusal of foreign configs and corrupt files."""
+
+import math
+import sqlite3
+
+import pytest
+
+from empirical.config import TrainConfig
+from empirical.errors import EmpiricalInputError
+from empirical.store import DB_NAME, Cell, open_store, read_store
+from empirical.train import EvalPoint, RunResult
+
+BASE = TrainConfig(max_steps=100, eval_every=10, target_fid=5.0)
+
+
+def result(cell: Cell, status="reached", k=40) -> RunResult:
+    history = [EvalPoint(0, 200.0, math.nan, math.nan, math.nan, math.nan, math.nan, 0.0, 0, 0.0)]
+    history += [EvalPoint(s, 200.0 / s, 0.7, 0.7, 1.0, 2.0, 0.5, 0.01 * s, 8, 0.9) for s in range(10, k + 1, 10)]
+    return RunResult(cell.config(BASE), cell.seed, status, k if status == "reached" else None, k, None, "cpu", 1.5,
+                     history)
+
+
+def test_runs_and_history_round_trip(tmp_path):
+    cell = Cell(16, 3, 0.5, "adam")
+    with open_store(tmp_path, BASE, "ring8") as store:
+        assert store.add(cell, result(cell))
+    with read_store(tmp_path) as store:
+        (row,) = store.runs()
+        assert row.cell == cell
+        assert (row.status, row.steps_to_target, row.sfo, row.steps_run) == ("reached", 40, 640, 40)
+        assert (row.lr_d, row.lr_g) == (BASE.lr_d * 0.5, BASE.lr_g * 0.5)
+        assert row.best_fid == 5.0 and row.final_fid == 5.0
+        history = store.history(row.id)
+        assert history[1:] == result(cell).history[1:]
+        assert math.isnan(history[0].loss_d) and history[0].fid == 200.0  # NaN survives SQLite's NULL
+        assert store.base_config() == BASE
+        assert store.meta("preset") == "ring8"
+
+
+def test_a_cell_is_stored_once(tmp_path):
+    cell = Cell(8, 0)
+    with open_store(tmp_path, BASE, "ring8") as store:
+        assert store.add(cell, result(cell, k=30))
+        assert not store.add(cell, result(cell, k=50))  # a second sweep finishing the same cell
+        assert store.finished() == {cell}
+        (row,) = store.runs()
+        assert row.steps_to_target == 30
+        assert len(store.history(row.id)) == 4
+
+
+def test_not_reached_and_diverged_are_rows(tmp_path):
+    with open_store(tmp_path, BASE, "ring8") as store:
+        store.add(Cell(4, 0), result(Cell(4, 0), "not_reached", 100))
+        store.add(Cell(4, 1), result(Cell(4, 1), "diverged", 20))
+        rows = store.runs()
+    assert [(r.status, r.steps_to_target, r.sfo) for r in rows] == [("not_reached", None, None),
+                                                                      ("diverged", None, None)]
+
+
+def test_another_config_in_the_same_folder_is_refused(tmp_path):
+    open_store(tmp_path, BASE, "ring8").close()
+    with pytest.raises(EmpiricalInputError, match=r"another config \(target_fid 5.0 -> 6.0\)"):
+        open_store(tmp_path, BASE.with_(target_fid=6.0), "ring8")
+    # the grid's own axes (batch size, optimizer) may differ
+    open_store(tmp_path, BASE.with_(batch_size=512, optimizer="rmsprop"), "ring8").close()
+
+
+def test_a_corrupt_database_is_refused_and_left_untouched(tmp_path):
+    path = tmp_path / DB_NAME
+    garbage = b"this is not an SQLite database\n" * 200
+    path.write_bytes(garbage)
+    with pytest.raises(EmpiricalInputError, match="not a readable sweep database"):
+        open_store(tmp_path, BASE, "ring8")
+    with pytest.raises(EmpiricalInputError, match="not a readable sweep database"):
+        read_store(tmp_path)
+    assert path.read_bytes() == garbage
+    assert sorted(p.name for p in tmp_path.iterdir()) == [DB_NAME]
+
+
+def test_a_foreign_sqlite_file_is_refused(tmp_path):
+    with sqlite3.connect(tmp_path / DB_NAME) as db:
+        db.execute("CREATE TABLE something (x)")
+    with pytest.raises(EmpiricalInputError, match="not a sweep database"):
+        open_store(tmp_path, BASE, "ring8")
+
+
+def test_reading_a_folder_without_a_sweep_is_an_error(tmp_path):
+    with pytest.raises(EmpiricalInputError, match="holds no sweep"):
+        read_store(tmp_path)
+
+
+def test_csv_export_is_tidy(tmp_path):
+    with open_store(tmp_path, BASE, "ring8") as store:
+        for cell in (Cell(8, 0), Cell(16, 0)):
+            store.add(cell, result(cell))
+        runs_csv, history_csv = store.export_csv(tmp_path)
+    lines = runs_csv.read_text().splitlines()
+    assert lines[0].startswith("id,batch_size,seed,lr_scale,optimizer,status,steps_to_target,sfo")
+    assert len(lines) == 3
+    history = history_csv.read_text().splitlines()
+    assert history[0].startswith("batch_size,seed,lr_scale,optimizer,run_id,step,fid")
+    assert len(history) == 1 + 2 * 5
