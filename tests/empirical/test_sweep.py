@@ -130,3 +130,14 @@ def test_a_corrupt_database_gives_one_line_and_is_left_untouched(tmp_path, capsy
     assert (tmp_path / DB_NAME).read_bytes() == b"\x00garbage" * 500
     assert [p.name for p in tmp_path.iterdir()] == [DB_NAME]
 
+
+
+def test_progress_bar_and_csv_export_on_a_finished_folder(reference, capsys):
+    folder, rows = reference
+    args = [a for a in GRID if a != "--no-progress"]
+    assert sweep.main([*args, "--out", str(folder), "--workers", "1", "--export-csv"]) == 0
+    captured = capsys.readouterr()
+    assert "6/6" in captured.err  # the bar counts the finished cells as done
+    lines = (folder / "runs.csv").read_text().splitlines()
+    assert len(lines) == 1 + len(rows)
+    assert "history.csv" in captured.out and (folder / "history.csv").is_file()
