@@ -1,0 +1,298 @@
+"""Numerical estimators of the TTUR theory's constants from real gradients: noise, smoothness, distances.
+
+Generic functional interface (the GAN wiring comes later). A *player* is an `nn.Module` whose parameters are the
+player's; a *loss* is `loss(forward, batch) -> scalar`, the **mean** loss over `batch`, where `forward(*inputs)` runs
+the player with the parameters being measured and `batch` is a tensor or a tuple of tensors sharing a leading batch
+dimension. The per-sample loss of sample i is the same function on the batch of one `batch[i:i+1]`, so one loss
+serves mini-batch gradients, per-sample gradients and Hessians. Intended samples: for D, (real x_i, fake_i) with the
+fakes made beforehand by the frozen G (or (x_i, z_i) with G applied inside the loss); for G, z_i with D frozen inside
+the loss. Per-sample gradients need samples that do not interact: BatchNorm in train mode is refused, in the player
+and in any frozen module passed as `frozen`. Losses must be `torch.func`-compatible (no `torch.autograd.grad` inside,
+no in-loss random draws: put WGAN-GP's mixing weights in the batch and take the input gradient with `torch.func.grad`).
+
+Every tensor made here lives on the parameters' device. Per-sample sums of squares within one parameter tensor run in
+the parameters' dtype (centred first, so without cancellation); all further accumulation is in float64.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, grad, vmap
+
+Batch = Tensor | tuple[Tensor, ...]
+Forward = Callable[..., Tensor]
+Loss = Callable[[Forward, Batch], Tensor]
+Params = dict[str, Tensor]
+Objective = Callable[[Params], Tensor]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Batches and modules
+
+
+def _map(batch: Batch, fn: Callable[[Tensor], Tensor]) -> Batch:
+    """Apply `fn` to the tensor, or to each tensor of the tuple."""
+    return fn(batch) if isinstance(batch, Tensor) else tuple(fn(t) for t in batch)
+
+
+def batch_size(batch: Batch) -> int:
+    """Leading dimension shared by the batch's tensors."""
+    sizes = {len(t) for t in ((batch,) if isinstance(batch, Tensor) else batch)}
+    if len(sizes) != 1:
+        raise ValueError(f"batch tensors must share their leading dimension, got sizes {sorted(sizes)}")
+    return sizes.pop()
+
+
+def require_independent_samples(*modules: nn.Module) -> None:
+    """Refuse BatchNorm in train mode: it couples the samples of a batch, so per-sample gradients are undefined."""
+    for module in modules:
+        for name, sub in module.named_modules():
+            if isinstance(sub, nn.modules.batchnorm._BatchNorm) and sub.training:
+                where = f"{type(module).__name__}.{name}" if name else type(module).__name__
+                raise ValueError(
+                    f"per-sample gradients are undefined with BatchNorm in train mode ({where}); "
+                    "use eval mode, or a model with norm='layer' or 'none'"
+                )
+
+
+def _state(module: nn.Module, dtype: torch.dtype | None = None) -> tuple[Params, Params]:
+    """Detached parameters and cloned buffers (train-mode BatchNorm updates its buffers in place: not the module's)."""
+    params = {k: p.detach().to(dtype or p.dtype) for k, p in module.named_parameters()}
+    buffers = {
+        k: b.detach().to(dtype) if dtype is not None and b.is_floating_point() else b.detach().clone()
+        for k, b in module.named_buffers()
+    }
+    return params, buffers
+
+
+def _bind(module: nn.Module, params: Params, buffers: Params) -> Forward:
+    """The module's forward with the given parameters and buffers."""
+    return lambda *inputs: functional_call(module, (params, buffers), inputs)
+
+
+def player_objective(
+    module: nn.Module, loss: Loss, batch: Batch, dtype: torch.dtype | None = None
+) -> tuple[Params, Objective]:
+    """(θ, f) with f(θ) = loss of `module` at parameters θ on `batch`: the function `top_hessian_eigenvalue` takes.
+
+    `dtype` casts the player's parameters, buffers and the batch's floating tensors; modules the loss captures
+    (a frozen opponent) must already be in that dtype.
+    """
+    params, buffers = _state(module, dtype)
+    if dtype is not None:
+        batch = _map(batch, lambda t: t.to(dtype) if t.is_floating_point() else t)
+    return params, lambda theta: loss(_bind(module, theta, buffers), batch)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Gradients and their noise
+
+
+def squared_norm(tensors: Iterable[Tensor]) -> float:
+    """Σ‖t‖² over the tensors, accumulated in float64."""
+    return float(sum(t.detach().to(torch.float64).square().sum() for t in tensors))
+
+
+def batch_gradient(module: nn.Module, loss: Loss, batch: Batch) -> Params:
+    """Gradient of the mean loss over `batch` (ordinary autograd; BatchNorm allowed, its buffers left untouched)."""
+    params, objective = player_objective(module, loss, batch)
+    params = {k: p.requires_grad_(True) for k, p in params.items()}
+    with torch.enable_grad():
+        grads = torch.autograd.grad(objective(params), list(params.values()), materialize_grads=True)
+    return dict(zip(params, grads, strict=True))
+
+
+@dataclass(frozen=True)
+class GradientStats:
+    """Per-sample gradient statistics of one batch of n samples (all in float64).
+
+    trace_sigma: tr Σ̂ = Σ_i ‖g_i − ḡ‖² / (n − 1), unbiased for the trace of the per-sample gradient covariance.
+    mean_grad_norm_sq: ‖ḡ‖², biased upward for ‖G‖² by tr Σ / n.
+    grad_norm_sq: ‖ḡ‖² − tr Σ̂ / n, unbiased for ‖G‖² (can be negative when noise dominates).
+    norms: ‖g_i‖ per sample, on the parameters' device.
+    """
+
+    n: int
+    trace_sigma: float
+    mean_grad_norm_sq: float
+    grad_norm_sq: float
+    norms: Tensor
+
+
+def per_sample_gradient_stats(
+    module: nn.Module,
+    loss: Loss,
+    batch: Batch,
+    chunk_size: int = 16,
+    frozen: Sequence[nn.Module] = (),
+) -> GradientStats:
+    """Per-sample gradients by vmap(grad) in chunks of `chunk_size` samples (memory ∝ chunk_size × #params)."""
+    require_independent_samples(module, *frozen)
+    n = batch_size(batch)
+    if n < 2:
+        raise ValueError(f"per-sample gradient variance needs at least 2 samples, got {n}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    params, buffers = _state(module)
+
+    def one_sample_loss(theta: Params, sample: Batch) -> Tensor:
+        # vmap strips the batch dimension; put it back so the loss sees a batch of one.
+        return loss(_bind(module, theta, buffers), _map(sample, lambda t: t.unsqueeze(0)))
+
+    per_sample_grad = vmap(grad(one_sample_loss), in_dims=(None, 0))
+    device = next(iter(params.values())).device
+    mean = {k: torch.zeros(p.numel(), dtype=torch.float64, device=device) for k, p in params.items()}
+    m2, count = 0.0, 0
+    norms_sq = torch.zeros(n, dtype=torch.float64, device=device)
+    # grad's own transform differentiates; the outer no_grad keeps autograd from recording frozen modules' graphs.
+    with torch.no_grad():
+        for start in range(0, n, chunk_size):
+            stop = min(start + chunk_size, n)
+            grads = per_sample_grad(params, _map(batch, lambda t: t[start:stop]))  # noqa: B023 (used at once)
+            size = stop - start
+            for k, g in grads.items():
+                flat = g.reshape(size, -1)
+                center = flat.mean(0)  # the chunk mean, in the parameters' dtype (float32 sums of <= chunk_size terms)
+                deviation = flat - center
+                # Centred squares: no cancellation; each per-sample sum is a cascade sum in the parameters' dtype,
+                # everything from there on (over tensors, samples and chunks) adds up in float64.
+                dev_sq = torch.linalg.vecdot(deviation, deviation).to(torch.float64)
+                norms_sq[start:stop] += dev_sq + 2 * (deviation @ center).to(torch.float64) + _sq(center)
+                # Chan et al.'s pairwise update of (count, mean, M2) with this chunk's (size, center, Σ dev²).
+                delta = center.to(torch.float64) - mean[k]
+                m2 += float(dev_sq.sum()) + _sq(delta) * count * size / (count + size)
+                mean[k] += delta * (size / (count + size))
+            count += size
+    trace = m2 / (n - 1)
+    mean_sq = sum(_sq(m) for m in mean.values())
+    return GradientStats(n, trace, mean_sq, mean_sq - trace / n, norms_sq.clamp_min(0).sqrt())
+
+
+def _sq(t: Tensor) -> float:
+    """‖t‖² in float64."""
+    return float(t.to(torch.float64).square().sum())
+
+
+def per_sample_gradient_variance(
+    module: nn.Module, loss: Loss, batch: Batch, chunk_size: int = 16, frozen: Sequence[nn.Module] = ()
+) -> float:
+    """tr of the per-sample gradient covariance, (1/(n−1)) Σ_i ‖g_i − ḡ‖²: the theory's σ² for one sample."""
+    return per_sample_gradient_stats(module, loss, batch, chunk_size, frozen).trace_sigma
+
+
+def two_batch_noise_estimate(sq_norm_small: float, sq_norm_big: float, b_small: int, b_big: int) -> tuple[float, float]:
+    """(tr Σ, ‖G‖²) from the squared norms of two mini-batch gradients at the same parameters (McCandlish 2018, A.1).
+
+    E‖G_B‖² = ‖G‖² + tr Σ / B for a mean over B independent samples; two batch sizes give two linear equations,
+    whose solution is unbiased. Either estimate alone is noisy (and ‖G‖²'s can be negative): average over repeats.
+    """
+    if not 0 < b_small < b_big:
+        raise ValueError(f"need 0 < b_small < b_big, got b_small={b_small}, b_big={b_big}")
+    grad_norm_sq = (b_big * sq_norm_big - b_small * sq_norm_small) / (b_big - b_small)
+    trace_sigma = (sq_norm_small - sq_norm_big) / (1.0 / b_small - 1.0 / b_big)
+    return trace_sigma, grad_norm_sq
+
+
+def averaged_noise_estimate(
+    sq_norms_small: Sequence[float], sq_norms_big: Sequence[float], b_small: int, b_big: int
+) -> tuple[float, float]:
+    """Mean (tr Σ, ‖G‖²) over repeats; divide the two means (not mean of ratios) for B_simple, as McCandlish does."""
+    if len(sq_norms_small) != len(sq_norms_big) or not sq_norms_small:
+        raise ValueError("need the same positive number of small-batch and big-batch squared norms")
+    # Both estimates are linear in the squared norms: the mean of the estimates is the estimate of the means.
+    small = math.fsum(sq_norms_small) / len(sq_norms_small)
+    big = math.fsum(sq_norms_big) / len(sq_norms_big)
+    return two_batch_noise_estimate(small, big, b_small, b_big)
+
+
+def noise_scale(trace_sigma: float, grad_norm_sq: float) -> float:
+    """B_simple = tr Σ / ‖G‖², the batch size at which gradient noise and signal are comparable."""
+    if not grad_norm_sq > 0:
+        raise ValueError(f"‖G‖² estimate is {grad_norm_sq:.3g} (not positive): average more repeats")
+    return trace_sigma / grad_norm_sq
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Curvature
+
+
+def top_hessian_eigenvalue(
+    objective: Objective,
+    params: Mapping[str, Tensor],
+    max_iters: int = 100,
+    tol: float = 1e-5,
+    dtype: torch.dtype | None = None,
+    generator: torch.Generator | None = None,
+) -> float:
+    """Eigenvalue of largest *magnitude* of ∇²f at `params` by power iteration (GAN Hessians are indefinite).
+
+    Stops when the residual ‖Hv − λv‖ ≤ tol·|λ| (then some eigenvalue lies within tol·|λ| of λ); warns if
+    `max_iters` pass first (slow when the top two magnitudes are close; stuck when they are ±λ). `dtype` casts the
+    parameters (the objective must accept it; `player_objective(..., dtype=)` does); the start vector is drawn with
+    `generator` (on its own device), then moved to the parameters' device.
+    """
+    theta = {k: p.detach().to(dtype or p.dtype).requires_grad_(True) for k, p in params.items()}
+    # Hessian-vector products by double backward on a gradient graph built once: each iteration is one backward
+    # pass through that graph, while forward-over-reverse (torch.func.jvp of grad) redoes the forward and the first
+    # backward every iteration. On CPU the cached graph measured faster per product (benchmarks/gradient_costs.py).
+    with torch.enable_grad():
+        grads = torch.autograd.grad(objective(theta), list(theta.values()), create_graph=True)
+    # Gradient entries without a graph are constant in θ: their Hessian rows are zero.
+    live = [(p, g) for p, g in zip(theta.values(), grads, strict=True) if g.requires_grad]
+    if not live:
+        return 0.0
+    inputs, outputs = [p for p, _ in live], [g for _, g in live]
+    start = _device(generator)
+    v = [torch.randn(p.shape, generator=generator, dtype=p.dtype, device=start).to(p.device) for p in inputs]
+    v = _normalised(v)
+    eigenvalue = 0.0
+    for _ in range(max_iters):
+        hv = torch.autograd.grad(outputs, inputs, grad_outputs=v, retain_graph=True, materialize_grads=True)
+        eigenvalue = _dot(v, hv)  # Rayleigh quotient vᵀHv with ‖v‖ = 1
+        residual = math.sqrt(squared_norm(h - eigenvalue * x for h, x in zip(hv, v, strict=True)))
+        if residual <= tol * abs(eigenvalue) or squared_norm(hv) == 0.0:
+            return eigenvalue
+        v = _normalised(hv)
+    warnings.warn(f"power iteration did not converge in {max_iters} iterations", RuntimeWarning, stacklevel=2)
+    return eigenvalue
+
+
+def _device(generator: torch.Generator | None) -> torch.device:
+    return generator.device if generator is not None else torch.device("cpu")
+
+
+def _dot(a: Sequence[Tensor], b: Sequence[Tensor]) -> float:
+    """Σ ⟨a_i, b_i⟩ in float64."""
+    return float(sum((x.to(torch.float64) * y.to(torch.float64)).sum() for x, y in zip(a, b, strict=True)))
+
+
+def _normalised(v: Sequence[Tensor]) -> list[Tensor]:
+    """v / ‖v‖ over all tensors together."""
+    norm = math.sqrt(squared_norm(v))
+    return [(x / norm).detach() for x in v]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Small helpers
+
+
+def gradient_norm_quantile(norms: Tensor, q: float) -> float:
+    """The q-quantile of gradient norms (linear interpolation): a robust stand-in for the bound G on ‖∇‖."""
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(f"quantile must be in [0, 1], got {q}")
+    return float(torch.quantile(norms.detach().to(torch.float64).flatten(), q))
+
+
+def parameter_distance_inf(theta: Iterable[Tensor], theta0: Iterable[Tensor]) -> float:
+    """max over all coordinates of |θ − θ₀|: the sup-norm distance behind the theory's bounded domain (Dist)."""
+    theta, theta0 = list(theta), list(theta0)
+    if len(theta) != len(theta0) or any(a.shape != b.shape for a, b in zip(theta, theta0, strict=True)):
+        raise ValueError("parameter lists differ in length or shapes")
+    gaps = (float((a.detach() - b.detach()).abs().max()) for a, b in zip(theta, theta0, strict=True) if a.numel())
+    return max(gaps, default=0.0)
