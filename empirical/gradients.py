@@ -176,7 +176,7 @@ def per_sample_gradient_stats(
 
 def _sq(t: Tensor) -> float:
     """‖t‖² in float64."""
-    return float(t.to(torch.float64).square().sum())
+    return squared_norm((t,))
 
 
 def per_sample_gradient_variance(

@@ -149,6 +149,9 @@ def verdict(group: GroupAnalysis) -> list[str]:
         lines.append(f"- {group.n_diverged} run(s) diverged (NaN/inf); they are recorded as such.")
     if group.b_star is None:
         lines.append("- **No measured b\\***: no batch size had every seed reach the target.")
+    elif len(s) == 1:
+        lines.append(f"- Only b = {group.b_star} had every seed reach the target: one batch size cannot show where "
+                     "the SFO is smallest. Sweep more batch sizes.")
     elif group.b_star == s[0].batch_size:
         # Why: N = b·K grows from b to b' whenever K falls by less than the factor b'/b.
         _, k_ratio, b_lo, b_hi = max((a.median_k / z.median_k * a.batch_size / z.batch_size, a.median_k / z.median_k,
@@ -228,7 +231,8 @@ def render_markdown(folder: Path, preset: str, base: TrainConfig, groups: Sequen
 
 
 def write_summary_csv(groups: Sequence[GroupAnalysis], path: Path) -> Path:
-    with path.open("w", newline="") as f:
+    temporary = path.with_name(path.name + ".tmp")  # replaced atomically, like every file the report writes
+    with temporary.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["optimizer", "lr_scale", "lr_d", "lr_g", "batch_size", "n_runs", "n_reached", "median_k",
                          "min_k", "max_k", "median_sfo", "b_star_measured", "b_star_fit", "c_fit", "k_inf_fit"])
@@ -237,6 +241,7 @@ def write_summary_csv(groups: Sequence[GroupAnalysis], path: Path) -> Path:
                 writer.writerow([g.optimizer, g.lr_scale, g.lr_d, g.lr_g, x.batch_size, x.n_runs, x.n_reached,
                                  x.median_k, x.min_k, x.max_k, x.median_sfo, g.b_star,
                                  g.fit and g.fit.b_star, g.fit and g.fit.c, g.fit and g.fit.k_inf])
+    temporary.replace(path)
     return path
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -202,6 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("CSV: " + ", ".join(map(str, paths)))
     except EmpiricalInputError as error:
         return fail(PROG, error)
+    except (sqlite3.Error, OSError) as error:  # a run's transaction rolls back whole: finished runs stay saved
+        return fail(PROG, f"cannot write to {args.out}: {error}; finished runs are saved, rerun to resume")
     except KeyboardInterrupt:
         print(f"\n{PROG}: interrupted; finished runs are saved in {args.out}; run the same command to resume",
               file=sys.stderr)

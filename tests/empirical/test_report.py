@@ -96,3 +96,14 @@ def test_report_errors_are_one_line(tmp_path, capsys, args, message):
     status = report.main([a.format(tmp=tmp_path) for a in args])
     err = capsys.readouterr().err
     assert status == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_a_single_eligible_batch_size_is_reported_not_a_crash(tmp_path):
+    with open_store(tmp_path, BASE, "ring8") as store:
+        for seed in range(2):
+            cell = Cell(64, seed)
+            store.add(cell, RunResult(cell.config(BASE), seed, "reached", 100, 100, None, "cpu", 1.0,
+                                      [EvalPoint(100, 3.0, 0.7, 0.8, 1.0, 1.0, 0.5, 1.0)]))
+    text = report.write_report(tmp_path, n_resamples=10).read_text()
+    assert "Only b = 64 had every seed reach the target" in text
+    assert "| b*_measured (argmin median SFO) | 64 |" in text
