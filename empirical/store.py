@@ -18,6 +18,8 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
 from empirical.config import TrainConfig
 from empirical.errors import EmpiricalInputError
 from empirical.train import EvalPoint, RunResult
@@ -241,20 +243,29 @@ def open_store(folder: str | Path, base: TrainConfig, preset: str) -> Store:
     if folder.exists() and not folder.is_dir():
         raise EmpiricalInputError(f"--out {folder} exists and is not a folder")
     path = folder / DB_NAME
-    if path.exists():
-        _check_existing(path)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        db = _connect(path, read_only=False)
-        db.execute("PRAGMA journal_mode = WAL")
-        db.executescript(_TABLES)  # idempotent: IF NOT EXISTS, and SQLite serialises concurrent creators
+        # Creating the file, switching it to WAL and writing `meta` must not interleave between two sweeps
+        # started together: a second opener could see a half-made file, and SQLite answers a journal-mode
+        # change under contention with "database is locked" without waiting. A lock file serialises this
+        # one-off step; the runs themselves are serialised by SQLite's own transactions.
+        with FileLock(folder / f"{DB_NAME}.lock", timeout=120):
+            if path.exists():
+                _check_existing(path)
+            db = _connect(path, read_only=False)
+            db.execute("PRAGMA journal_mode = WAL")
+            db.executescript(_TABLES)
+            store = Store(path, db)
+            with store._transaction():  # the first sweep to get here names the folder's config
+                db.executemany("INSERT OR IGNORE INTO meta VALUES (?, ?)", [
+                    ("schema", SCHEMA), ("preset", preset),
+                    ("base_config", json.dumps(base.to_dict(), sort_keys=True)),
+                ])
+    except Timeout:
+        raise EmpiricalInputError(f"another process has held {folder}/{DB_NAME}.lock for 120 s; "
+                                  "is a sweep stuck creating the database?") from None
     except (OSError, sqlite3.Error) as error:
         raise EmpiricalInputError(f"cannot create the sweep database in {folder}: {error}") from None
-    store = Store(path, db)
-    with store._transaction():  # the first sweep to get here names the folder's config
-        db.executemany("INSERT OR IGNORE INTO meta VALUES (?, ?)", [
-            ("schema", SCHEMA), ("preset", preset), ("base_config", json.dumps(base.to_dict(), sort_keys=True)),
-        ])
     old, new = _base_key(store.base_config()), _base_key(base)
     if old != new:
         changed = [f"{k} {old[k]!r} -> {new[k]!r}" for k in old if old[k] != new[k]]

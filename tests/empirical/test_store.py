@@ -2,6 +2,7 @@
 
 import math
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -74,7 +75,22 @@ def test_a_corrupt_database_is_refused_and_left_untouched(tmp_path):
     with pytest.raises(EmpiricalInputError, match="not a readable sweep database"):
         read_store(tmp_path)
     assert path.read_bytes() == garbage
-    assert sorted(p.name for p in tmp_path.iterdir()) == [DB_NAME]
+    assert {p.name for p in tmp_path.iterdir()} <= {DB_NAME, f"{DB_NAME}.lock"}  # no journal, no WAL
+
+
+def test_sweeps_started_together_all_open_the_same_store(tmp_path):
+    # Regression: two sweeps creating one folder's database at once used to fail with "database is locked"
+    # or see a half-made file. Threads race as well as processes do (each opens its own connection).
+    def open_and_close(folder):
+        open_store(folder, BASE, "ring8").close()
+
+    for i in range(5):
+        folder = tmp_path / str(i)
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(open_and_close, [folder] * 8))  # re-raises the first failure
+        store = read_store(folder)
+        assert store.base_config() == BASE
+        store.close()
 
 
 def test_a_foreign_sqlite_file_is_refused(tmp_path):
