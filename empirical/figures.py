@@ -29,9 +29,11 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def plot_k_and_sfo(group: GroupAnalysis, theory: TheoryPrediction | None, path: Path) -> Path:
+def plot_k_and_sfo(group: GroupAnalysis, theory: TheoryPrediction | None, path: Path,
+                   noise_b: float | None = None) -> Path:
     """K(b) and N(b) = b·K(b), log-log: median over seeds with the min–max band, misses marked, measured b*, the
-    fitted K∞·b/(b − c) and the theory's joint curve scaled to the fitted K∞ (its shape and b* are the theory's)."""
+    fitted K∞·b/(b − c), the theory's joint curve scaled to the fitted K∞ (its shape and b* are the theory's) and
+    the noise-scale prediction b*_noise."""
     plt = _pyplot()
     s = group.summaries
     b = np.array([x.batch_size for x in s], dtype=np.float64)
@@ -40,7 +42,8 @@ def plot_k_and_sfo(group: GroupAnalysis, theory: TheoryPrediction | None, path: 
     hi = np.array([np.nan if x.max_k is None else x.max_k for x in s], dtype=np.float64)
     finite = np.isfinite(med)
     fig, axes = plt.subplots(1, 2, figsize=(11.5, 4.4), constrained_layout=True)
-    dense = np.geomspace(b.min() / 1.5, b.max() * 1.5, 400)
+    marks = [x for x in (noise_b, theory and theory.error is None and theory.b_star_joint) if x]
+    dense = np.geomspace(min([b.min(), *marks]) / 1.5, max([b.max(), *marks]) * 1.5, 400)
     for ax, scale, label in ((axes[0], np.ones_like(b), "K(b): steps to target"),
                              (axes[1], b, "N(b) = b·K(b): SFO")):
         dscale = np.ones_like(dense) if ax is axes[0] else dense
@@ -65,6 +68,8 @@ def plot_k_and_sfo(group: GroupAnalysis, theory: TheoryPrediction | None, path: 
             ax.plot(dense, shape / theory.k_inf_joint * group.fit.k_inf * dscale, "--", color="tab:green", lw=1.2,
                     label=f"theory '{theory.family}' (scaled to K∞), b* = {theory.b_star_joint:.3g}")
             ax.axvline(theory.b_star_joint, color="tab:green", ls=":", lw=1)
+        if noise_b is not None:
+            ax.axvline(noise_b, color="tab:purple", ls="-.", lw=1.2, label=f"b*_noise = B_simple = {noise_b:.3g}")
         if group.b_star is not None:
             ax.axvline(group.b_star, color="tab:red", ls="-", lw=1.5, alpha=0.6,
                        label=f"measured b* = {group.b_star}")

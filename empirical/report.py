@@ -3,8 +3,10 @@
     python -m empirical.report runs/ring8 [--constants constants.json] [--bootstrap 1000]
 
 Per (optimizer, learning-rate scale) group: median K(b) and SFO over seeds, the measured b* with a bootstrap
-interval, the fit K∞·b/(b − c) (b*_fit = 2c), and the theory's b* for the same learning rates from every bound
-family in `theory` (constants from --constants, else the families' defaults, which the report labels).
+interval, the fit K∞·b/(b − c) (b*_fit = 2c), the theory's b* for the same learning rates from every bound family
+in `theory`, and the gradient-noise-scale prediction. The constants come from --constants FILE, else from those
+measured on the sweep's preset (theory/measured/PRESET.json) when they describe its config, else from the families'
+illustrative defaults; the report says which.
 """
 
 from __future__ import annotations
@@ -33,9 +35,11 @@ from empirical.measured import (
     summarise,
 )
 from empirical.store import RunRow, Store, read_store
-from theory.analysis import ConstantValue, analyse, curves, resolve_constants
+from theory.analysis import analyse, curves, resolve_constants, resolve_epsilon
 from theory.errors import TheoryInputError
 from theory.families import FAMILIES
+from theory.measured import load_measured, measured_presets
+from theory.schema import ConstantsFile, load_constants
 
 PROG = "python -m empirical.report"
 
@@ -102,26 +106,99 @@ class TheoryPrediction:
         return curves(self.players, b)[0]["joint"]
 
 
-def theory_predictions(lr_d: float, lr_g: float, constants: dict[str, float] | None = None,
-                       label: str = "") -> list[TheoryPrediction]:
-    """b*_D, b*_G and joint b* of every registered family at α_D = lr_d, α_G = lr_g."""
+@dataclass(frozen=True)
+class ConstantsChoice:
+    """The constants the report's theory rows use, and a line saying where they come from."""
+
+    file: ConstantsFile | None  # None: the families' illustrative defaults
+    label: str
+    note: str = ""
+
+
+# Fields of a run's config that do not change what the constants describe: the grid's own axes (batch size,
+# optimizer, learning rates: the report puts each group's α into the theory itself) and how often/long it evaluates.
+_FREE_FIELDS = {"batch_size", "optimizer", "lr_d", "lr_g", "device", "max_steps", "eval_every"}
+
+
+def choose_constants(constants_file: str | None, preset: str, base: TrainConfig) -> ConstantsChoice:
+    """--constants FILE if given; else the constants measured on the sweep's preset when they describe its config."""
+    if constants_file is not None:
+        try:
+            return ConstantsChoice(load_constants(constants_file), f"file {constants_file}")
+        except TheoryInputError as error:
+            raise EmpiricalInputError(str(error)) from None
+    if preset not in measured_presets():
+        return ConstantsChoice(None, "family defaults (illustrative)",
+                               f"No constants were measured for preset {preset!r}: run python -m empirical.constants "
+                               "and pass --constants FILE for a prediction.")
+    measured = load_measured(preset)
+    config = measured.source.get("preset_config", {})
+    differ = sorted(k for k, v in base.to_dict().items() if k not in _FREE_FIELDS and config.get(k) != v)
+    if differ:
+        return ConstantsChoice(None, "family defaults (illustrative)",
+                               f"The constants shipped for {preset} were measured for another config "
+                               f"({', '.join(differ)} differ): run python -m empirical.constants with this "
+                               "sweep's settings and pass --constants FILE.")
+    where = f"theory/measured/{preset}.json"
+    return ConstantsChoice(measured, f"measured on preset {preset} ({where})",
+                           f"Constants and ε measured by `python -m empirical.constants --preset {preset}` on one "
+                           f"reference run (b = {config.get('batch_size')}, α_D = {config.get('lr_d'):g}, "
+                           f"α_G = {config.get('lr_g'):g}, {config.get('optimizer')}).")
+
+
+def theory_predictions(lr_d: float, lr_g: float, choice: ConstantsChoice | None = None) -> list[TheoryPrediction]:
+    """b*_D, b*_G and joint b* of every registered family at α_D = lr_d, α_G = lr_g.
+
+    ε is the one the measured run reached in the family's own measure when the constants file has it
+    (docs/constants.md), else the family's default."""
+    choice = choice or ConstantsChoice(None, "family defaults (illustrative)")
+    file = choice.file
     out = []
     for name, family in FAMILIES.items():
-        source = f"file {label}" if constants is not None else "family defaults (illustrative unless stated)"
         try:
-            values = resolve_constants(family, {"alpha_D": lr_d, "alpha_G": lr_g}, constants, label)
-            epsilon = ConstantValue("epsilon", family.epsilon.value, f"default: {family.epsilon.source}")
-            if constants is not None and "epsilon" in constants:
-                epsilon = ConstantValue("epsilon", constants["epsilon"], f"file {label}")
-            a = analyse(family, values, epsilon)
+            values = resolve_constants(family, {"alpha_D": lr_d, "alpha_G": lr_g}, file and file.values, choice.label)
+            a = analyse(family, values, resolve_epsilon(family, None, file and file.epsilon, choice.label))
         except TheoryInputError as error:
-            out.append(TheoryPrediction(name, source, error=str(error)))
+            out.append(TheoryPrediction(name, choice.label, error=str(error)))
             continue
         out.append(TheoryPrediction(
-            family=name, constants_source=source, b_star_d=a.players["D"].b_star, b_star_g=a.players["G"].b_star,
-            b_star_joint=a.joint.b_star, case=a.joint.case, k_inf_joint=a.K_inf_joint, players=a.players,
+            family=name, constants_source=choice.label, b_star_d=a.players["D"].b_star,
+            b_star_g=a.players["G"].b_star, b_star_joint=a.joint.b_star, case=a.joint.case,
+            k_inf_joint=a.K_inf_joint, players=a.players,
         ))
     return out
+
+
+@dataclass(frozen=True)
+class NoisePrediction:
+    """McCandlish's B_simple per player at the reference run's target, and the joint prediction (the larger)."""
+
+    d: float
+    g: float
+    intervals: dict[str, list[float]]
+
+    @property
+    def joint(self) -> float:
+        # K = max(K_D, K_G): the noisier player sets where the steps stop falling.
+        return max(self.d, self.g)
+
+
+def noise_prediction(choice: ConstantsChoice) -> NoisePrediction | None:
+    f = choice.file
+    if f is None or set(f.noise_scale) != {"D", "G"}:
+        return None
+    intervals = {p: f.noise_scale_details.get(p, {}).get("interval") for p in ("D", "G")}
+    return NoisePrediction(f.noise_scale["D"], f.noise_scale["G"], {p: v for p, v in intervals.items() if v})
+
+
+def _ratios(value: float, group: GroupAnalysis) -> str:
+    """value / b*_measured and value / b*_fit, the numbers a reader compares."""
+    parts = []
+    if group.b_star:
+        parts.append(f"{value / group.b_star:.2g}× b*_measured")
+    if group.fit is not None and group.fit.b_star > 0:
+        parts.append(f"{value / group.fit.b_star:.2g}× b*_fit")
+    return "; ".join(parts)
 
 
 def _interval(i: Interval | None, digits: str = ".3g") -> str:
@@ -156,13 +233,18 @@ def verdict(group: GroupAnalysis) -> list[str]:
         # Why: N = b·K grows from b to b' whenever K falls by less than the factor b'/b.
         _, k_ratio, b_lo, b_hi = max((a.median_k / z.median_k * a.batch_size / z.batch_size, a.median_k / z.median_k,
                                       a.batch_size, z.batch_size) for a, z in zip(s, s[1:], strict=False))
+        if k_ratio <= b_hi / b_lo:
+            why = (f"between neighbouring batch sizes K never falls as fast as b grows (at its steepest, from b = "
+                   f"{b_lo} to {b_hi}, K falls {k_ratio:.2f}× while b grows {b_hi / b_lo:g}×), so the runs are not "
+                   "gradient-noise-limited even at the smallest b")
+        else:
+            why = (f"K falls faster than b grows only locally (from b = {b_lo} to {b_hi}, {k_ratio:.2f}× while b grows "
+                   f"{b_hi / b_lo:g}×), which makes a local dip in the SFO but not one below b = {group.b_star}'s")
         lines.append(f"- **The SFO has no interior minimum on this grid**: it is smallest at the smallest eligible "
                      f"batch size, b = {group.b_star}, so the measured b* is ≤ {group.b_star} and this grid cannot "
-                     f"locate it. Why: between neighbouring batch sizes K never falls as fast as b grows (at its "
-                     f"steepest, from b = {b_lo} to {b_hi}, K falls {k_ratio:.2f}× while b grows {b_hi / b_lo:g}×), "
-                     "so the runs are not gradient-noise-limited even at the smallest b: the critical batch "
-                     "size of this problem at this target lies below the grid. Extend --batch-sizes downward, or "
-                     "tighten the target or raise α (both raise the noise scale and move b* up).")
+                     f"locate it. Why: {why}: the critical batch size of this problem at this target lies at or "
+                     "below the grid's edge. Extend --batch-sizes downward, or tighten the target or raise α (both "
+                     "raise the noise scale and move b* up).")
     elif group.b_star == s[-1].batch_size:
         lines.append(f"- **The SFO has no interior minimum on this grid**: it is smallest at the largest batch size "
                      f"b = {group.b_star}; extend --batch-sizes upward.")
@@ -172,7 +254,9 @@ def verdict(group: GroupAnalysis) -> list[str]:
 
 
 def render_markdown(folder: Path, preset: str, base: TrainConfig, groups: Sequence[GroupAnalysis],
-                    theory: dict[tuple[str, float], list[TheoryPrediction]], figures: dict[str, str]) -> str:
+                    theory: dict[tuple[str, float], list[TheoryPrediction]], figures: dict[str, str],
+                    choice: ConstantsChoice | None = None, noise: NoisePrediction | None = None) -> str:
+    choice = choice or ConstantsChoice(None, "family defaults (illustrative)")
     lines = [
         f"# Batch-size sweep: {preset}",
         "",
@@ -206,7 +290,13 @@ def render_markdown(folder: Path, preset: str, base: TrainConfig, groups: Sequen
                 lines.append(f"| b*_theory ({t.family}) | — | — | {t.error} |")
             else:
                 lines.append(f"| b*_theory ({t.family}): D, G, **joint** | {t.b_star_d:.3g}, {t.b_star_g:.3g}, "
-                             f"**{t.b_star_joint:.3g}** | — | joint case {t.case}; constants: {t.constants_source} |")
+                             f"**{t.b_star_joint:.3g}** | — | {_ratios(t.b_star_joint, g)}; joint case {t.case}; "
+                             f"constants: {t.constants_source} |")
+        if noise is not None:
+            iv = ", ".join(f"{p} [{lo:.3g}, {hi:.3g}]" for p, (lo, hi) in noise.intervals.items())
+            lines.append(f"| b*_noise = B_simple: D, G, **joint** | {noise.d:.3g}, {noise.g:.3g}, "
+                         f"**{noise.joint:.3g}** | {iv or '—'} | {_ratios(noise.joint, g)}; McCandlish's noise "
+                         "scale tr Σ/‖G‖² of the reference run (joint: the larger) |")
         lines.append("")
     lines += [
         "## How to read this",
@@ -214,9 +304,15 @@ def render_markdown(folder: Path, preset: str, base: TrainConfig, groups: Sequen
         "- The theory's step bound K(b) = A·b/((ε² − C)·b − B) has a scale A that steps alone cannot measure: "
         "the figure draws the theory's joint curve scaled to the fitted K∞. Its shape and its b* are the "
         "theory's own and are absolute.",
-        "- Until the constants are estimated from the GAN's own gradients (empirical constants estimation), "
-        "the theory's constants other than α_D and α_G are the families' defaults, which are illustrative, "
-        "so b*_theory is not yet a prediction for this GAN. Pass `--constants FILE` to use measured ones.",
+        f"- The theory's constants: {choice.label}. {choice.note}".rstrip(),
+        "- ε: the target each family must certify is the ε the measured reference run reached when it first met "
+        "the FID target, in the family's own measure (squared gradient norm, or variational-inequality gap), "
+        "averaged over its evaluations up to then (docs/constants.md). A group with another α or optimizer than "
+        "the reference run reuses those constants and that ε: an extrapolation.",
+        "- b*_noise is the gradient noise scale B_simple = tr Σ/‖G‖² of the reference run, averaged over the second "
+        "half of its way to the target (McCandlish et al. 2018): the batch size at which the steps are about twice "
+        "their large-batch limit, the same criterion as the template's b* = 2c. Its interval is the constants "
+        "file's (90% bootstrap over the evaluations).",
         "- The fit and b*_fit use the batch sizes whose median K is finite, weighted by the inverse variance of "
         "log K over seeds; c is confined to [0, smallest b).",
         "",
@@ -230,17 +326,23 @@ def render_markdown(folder: Path, preset: str, base: TrainConfig, groups: Sequen
     return "\n".join(lines)
 
 
-def write_summary_csv(groups: Sequence[GroupAnalysis], path: Path) -> Path:
+def write_summary_csv(groups: Sequence[GroupAnalysis], theory: dict[tuple[str, float], list[TheoryPrediction]],
+                      noise: NoisePrediction | None, path: Path) -> Path:
+    """One row per (group, b); the b* columns repeat per group. A family without a prediction has an empty cell."""
     temporary = path.with_name(path.name + ".tmp")  # replaced atomically, like every file the report writes
+    families = list(FAMILIES)
     with temporary.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["optimizer", "lr_scale", "lr_d", "lr_g", "batch_size", "n_runs", "n_reached", "median_k",
-                         "min_k", "max_k", "median_sfo", "b_star_measured", "b_star_fit", "c_fit", "k_inf_fit"])
+                         "min_k", "max_k", "median_sfo", "b_star_measured", "b_star_fit", "c_fit", "k_inf_fit",
+                         "b_star_noise", *(f"b_star_theory_{name}" for name in families)])
         for g in groups:
+            predicted = {t.family: t.b_star_joint for t in theory[(g.optimizer, g.lr_scale)] if t.error is None}
             for x in g.summaries:
                 writer.writerow([g.optimizer, g.lr_scale, g.lr_d, g.lr_g, x.batch_size, x.n_runs, x.n_reached,
                                  x.median_k, x.min_k, x.max_k, x.median_sfo, g.b_star,
-                                 g.fit and g.fit.b_star, g.fit and g.fit.c, g.fit and g.fit.k_inf])
+                                 g.fit and g.fit.b_star, g.fit and g.fit.c, g.fit and g.fit.k_inf,
+                                 noise and noise.joint, *(predicted.get(name) for name in families)])
     temporary.replace(path)
     return path
 
@@ -250,14 +352,6 @@ def write_report(folder: str | Path, constants_file: str | None = None, n_resamp
     from empirical import figures as fig
 
     folder = Path(folder)
-    constants = None
-    if constants_file is not None:
-        from theory.schema import load_constants
-
-        try:
-            constants = load_constants(constants_file).values
-        except TheoryInputError as error:
-            raise EmpiricalInputError(str(error)) from None
     with read_store(folder) as store:
         base, preset = store.base_config(), store.meta("preset") or "custom"
         groups = analyse_store(store, n_resamples)
@@ -268,23 +362,24 @@ def write_report(folder: str | Path, constants_file: str | None = None, n_resamp
         for row in main_group.rows:
             histories.setdefault(row.cell.batch_size, []).append(store.history(row.id))
         store.export_csv(folder)
-    theory = {(g.optimizer, g.lr_scale): theory_predictions(g.lr_d, g.lr_g, constants, constants_file or "")
-              for g in groups}
+    choice = choose_constants(constants_file, preset, base)
+    noise = noise_prediction(choice)
+    theory = {(g.optimizer, g.lr_scale): theory_predictions(g.lr_d, g.lr_g, choice) for g in groups}
     figures = {}
     for g in groups:
         name = f"k_n_{g.optimizer}_x{g.lr_scale:g}.png"
         first = next((t for t in theory[(g.optimizer, g.lr_scale)] if t.error is None), None)
-        fig.plot_k_and_sfo(g, first, folder / name)
+        fig.plot_k_and_sfo(g, first, folder / name, noise and noise.joint)
         figures[f"k_n:{g.optimizer}:{g.lr_scale}"] = name
     fig.plot_dynamics(histories, base.target_fid, folder / "dynamics.png")
     figures["dynamics"] = "dynamics.png"
     if len({g.lr_scale for g in groups}) > 1:
         fig.plot_heatmap(groups, folder / "heatmap.png")
         figures["heatmap"] = "heatmap.png"
-    write_summary_csv(groups, folder / "summary.csv")
+    write_summary_csv(groups, theory, noise, folder / "summary.csv")
     path = folder / "report.md"
     temporary = path.with_name("report.md.tmp")
-    temporary.write_text(render_markdown(folder, preset, base, groups, theory, figures))
+    temporary.write_text(render_markdown(folder, preset, base, groups, theory, figures, choice, noise))
     temporary.replace(path)
     return path
 
@@ -292,7 +387,8 @@ def write_report(folder: str | Path, constants_file: str | None = None, n_resamp
 def main(argv: Sequence[str] | None = None) -> int:
     parser = OneLineParser(prog=PROG, description="Write report.md, figures and CSV for a sweep folder.")
     parser.add_argument("folder", help="a folder written by python -m empirical.sweep")
-    parser.add_argument("--constants", help="ttur-constants/1 JSON for the theory's b* (default: family defaults)")
+    parser.add_argument("--constants", help="ttur-constants/1 JSON for the theory's b* (default: the constants "
+                        "measured on the sweep's preset, theory/measured/PRESET.json, when they fit its config)")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
     args = parser.parse_args(argv)
     try:

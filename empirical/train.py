@@ -76,6 +76,18 @@ class RunResult:
         return {**asdict(self), "config": self.config.to_dict(), "sfo": self.sfo}
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """The live training state at one evaluation, handed to `train(observe=...)` (read it; do not change it)."""
+
+    step: int
+    point: EvalPoint
+    generator: nn.Module
+    discriminator: nn.Module
+    opt_d: torch.optim.Optimizer
+    opt_g: torch.optim.Optimizer
+
+
 def resolve_device(name: str) -> torch.device:
     """"auto" is CUDA when there is a GPU, else CPU; nothing else assumes a GPU."""
     if name == "auto":
@@ -131,12 +143,15 @@ def train(
     seed: int,
     *,
     progress: Callable[[int, EvalPoint | None], None] | None = None,
+    observe: Callable[[Checkpoint], None] | None = None,
 ) -> RunResult:
     """Train until the FID target is met (status "reached"), max_steps pass, or the run diverges.
 
     Deterministic: the model initialisation, the training minibatches and noise, and the evaluation noise come from
     three generators seeded by `seed`, so the trajectory does not depend on eval_every or n_eval, and the same
-    config, seed and device give the same K. `progress(step, point)` is called after every step (point at evaluations).
+    config, seed and device give the same K. `progress(step, point)` is called after every step (point at evaluations);
+    `observe(checkpoint)` at every evaluation, step 0 included, with the models and optimizers (empirical.constants
+    measures gradients there; it must draw its own randomness so that the trajectory stays the same).
     """
     device = resolve_device(config.device)
     start = time.perf_counter()
@@ -182,7 +197,12 @@ def train(
             high_quality=quality,
         )
 
-    history.append(evaluation(0, None, None, None))
+    def record(point: EvalPoint) -> None:
+        history.append(point)
+        if observe is not None:
+            observe(Checkpoint(point.step, point, g, d, opt_d, opt_g))
+
+    record(evaluation(0, None, None, None))
     for step in range(1, config.max_steps + 1):
         for critic_step in range(config.n_critic):
             real = data.sample(b, rng)
@@ -212,7 +232,7 @@ def train(
                 status, diverged_at = DIVERGED, step
                 break
             point = evaluation(step, real, z, d_fake.detach())
-            history.append(point)
+            record(point)
             sum_d.zero_()
             sum_g.zero_()
             count = 0

@@ -161,11 +161,19 @@ def resolve_constants(
     flags: Mapping[str, float],
     file_values: Mapping[str, float] | None = None,
     file_label: str = "",
+    defaults: Mapping[str, float] | None = None,
+    defaults_label: str = "",
 ) -> dict[str, ConstantValue]:
-    """Each constant the family needs, with where its value came from: flag, then file, then default.
+    """Each constant the family needs, with where its value came from.
+
+    Precedence per constant: ``flags``, then ``file_values`` (a ``--constants FILE``; sources "file <label>"),
+    then ``defaults`` (e.g. the constants measured on a preset, theory/measured/<preset>.json; source
+    ``defaults_label``), then the family's own documented default (source "default: ...").
 
     A constants file must be complete for the family (with the flags): a file is a measurement, and a
-    default silently filling a gap in it would mix measured and invented numbers.
+    default silently filling a gap in it would mix measured and invented numbers. So ``defaults`` are used
+    only when no file is given; a constant they lack (e.g. h_min of a run whose optimizer has no
+    preconditioner) falls back to the family default and is labelled as such.
     """
     out = {}
     missing = []
@@ -177,6 +185,8 @@ def resolve_constants(
                 out[key] = ConstantValue(key, file_values[key], f"file {file_label}")
             else:
                 missing.append(key)
+        elif defaults is not None and key in defaults:
+            out[key] = ConstantValue(key, defaults[key], defaults_label)
         else:
             d = family.defaults.get(key)
             if d is None:
@@ -187,3 +197,25 @@ def resolve_constants(
         raise TheoryInputError(f"constants file {file_label} is incomplete for family {family.name!r}: "
                                f"missing {', '.join(missing)}")
     return out
+
+
+def resolve_epsilon(
+    family: BoundFamily,
+    flag: float | None = None,
+    file_epsilon: Mapping[str, float] | None = None,
+    file_label: str = "",
+    defaults: Mapping[str, float] | None = None,
+    defaults_label: str = "",
+) -> ConstantValue:
+    """The target ε, with the same layering as :func:`resolve_constants`: the flag, then the ε a constants file
+    says the measured run reached for the family (``file_epsilon``: family -> ε), then the ``defaults`` layer's
+    (only when no file is given), then the family's default."""
+    if flag is not None:
+        return ConstantValue("epsilon", flag, "flag --epsilon")
+    if file_epsilon is not None:
+        if family.name in file_epsilon:
+            return ConstantValue("epsilon", file_epsilon[family.name],
+                                 f"file {file_label} (the ε the measured run reached)")
+    elif defaults is not None and family.name in defaults:
+        return ConstantValue("epsilon", defaults[family.name], defaults_label)
+    return ConstantValue("epsilon", family.epsilon.value, f"default: {family.epsilon.source}")

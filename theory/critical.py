@@ -1,12 +1,15 @@
 """CLI: the step bound K(b), the SFO complexity N(b) and the critical batch size b* of a TTUR run.
 
     python -m theory.critical --alpha-d 2e-4 --alpha-g 5e-5
-    python -m theory.critical --family sgd --json
+    python -m theory.critical --family sgd --preset grid25 --json
     python -m theory.critical --constants constants.json --plot kb.png
 
-Every constant has a flag (``--<name>-d``, ``--<name>-g``); the values not given come from
-``--constants FILE`` if one is given (which must then be complete), else from the family's documented
-defaults, and the output says which for each. Bad input: one line on stderr, exit status 2.
+Every constant has a flag (``--<name>-d``, ``--<name>-g``). The values not given come from ``--constants FILE``
+if one is given (which must then be complete), else from the constants measured on ``--preset`` (default
+ring8: theory/measured/ring8.json, written by ``python -m empirical.constants``), and only a constant that file
+lacks from the family's documented default; the output says which for each. The target ε is ``--epsilon``,
+else the ε the measured run (of the file, or of the preset) reached for the family, else the family's default.
+Bad input: one line on stderr, exit status 2.
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ import json
 import sys
 from collections.abc import Sequence
 
-from theory.analysis import DEFAULT_BATCH_SIZES, ConstantValue, analyse, resolve_constants
+from theory.analysis import DEFAULT_BATCH_SIZES, analyse, resolve_constants, resolve_epsilon
 from theory.bounds import bounds_for
 from theory.constants import CATALOGUE, PLAYERS, ConstantSpec, flag_name
-from theory.errors import TheoryInputError
+from theory.errors import TheoryInputError, UnreachableTarget
 from theory.families import DEFAULT_FAMILY, FAMILIES, get_family
+from theory.measured import DEFAULT_PRESET, load_measured, measured_presets
 
 EXIT_BAD_INPUT = 2
 
@@ -63,10 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--family", default=DEFAULT_FAMILY,
                    help=f"bound family: {', '.join(sorted(FAMILIES))} (default {DEFAULT_FAMILY})")
     p.add_argument("--epsilon", type=_float, default=None,
-                   help="target: the stationarity measure must reach ε² (default: the family's)")
-    p.add_argument("--constants", metavar="FILE", default=None,
-                   help="JSON constants file (docs/constants-schema.md); must hold every constant the "
-                   "family needs that no flag gives")
+                   help="target: the stationarity measure must reach ε² (default: the ε the measured run of "
+                   "--constants or --preset reached for the family, if its file has one, else the family's)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--preset", metavar="NAME", default=None, choices=measured_presets(),
+                        help="take the constants not given as flags, and ε, from those measured on this preset, "
+                        f"theory/measured/NAME.json ({', '.join(measured_presets())}; default {DEFAULT_PRESET})")
+    source.add_argument("--constants", metavar="FILE", default=None,
+                        help="JSON constants file (docs/constants-schema.md), instead of a preset's; must hold "
+                        "every constant the family needs that no flag gives")
     p.add_argument("--batch-sizes", type=_batch_sizes, default=None, metavar="B1,B2,...",
                    help="batch sizes for the table (default: powers of two 1..4096)")
     out = p.add_argument_group("output")
@@ -93,18 +102,26 @@ def run(argv: Sequence[str] | None = None) -> int:
     if foreign:
         raise TheoryInputError(f"{flag_name(foreign[0])} is not a constant of family {family.name!r} "
                                f"(it uses: {', '.join(family.constants)})")
-    file_values, label = None, ""
     if args.constants is not None:
         from theory.schema import load_constants
 
-        file_values, label = load_constants(args.constants).values, args.constants
-    constants = resolve_constants(family, flags, file_values, label)
-    if args.epsilon is None:
-        epsilon = ConstantValue("epsilon", family.epsilon.value, f"default: {family.epsilon.source}")
+        file = load_constants(args.constants)
+        constants = resolve_constants(family, flags, file.values, args.constants)
+        epsilon = resolve_epsilon(family, args.epsilon, file.epsilon, args.constants)
     else:
-        epsilon = ConstantValue("epsilon", args.epsilon, "flag --epsilon")
+        preset = args.preset or DEFAULT_PRESET
+        file = load_measured(preset)
+        where = f"theory/measured/{preset}.json"
+        constants = resolve_constants(family, flags, defaults=file.values,
+                                      defaults_label=f"measured on preset {preset} ({where})")
+        epsilon = resolve_epsilon(family, args.epsilon, defaults=file.epsilon,
+                                  defaults_label=f"the ε the {preset} reference run reached ({where})")
     batch_sizes = DEFAULT_BATCH_SIZES if args.batch_sizes is None else args.batch_sizes
-    analysis = analyse(family, constants, epsilon, batch_sizes)
+    try:
+        analysis = analyse(family, constants, epsilon, batch_sizes)
+    except UnreachableTarget as exc:
+        raise UnreachableTarget(f"{exc}; ε is from {epsilon.source}", exc.min_epsilon) from None
+    noise_scale = file.noise_scale
 
     from theory import render
 
@@ -116,11 +133,11 @@ def run(argv: Sequence[str] | None = None) -> int:
         except (OSError, ValueError) as exc:
             raise TheoryInputError(f"cannot write plot {args.plot}: {exc}") from None
     if args.json:
-        print(json.dumps(render.to_json(analysis), indent=2, allow_nan=False))
+        print(json.dumps(render.to_json(analysis, noise_scale), indent=2, allow_nan=False))
     elif args.latex:
         print(render.to_latex(analysis))
     else:
-        print(render.to_text(analysis, show_proofs=args.proofs))
+        print(render.to_text(analysis, show_proofs=args.proofs, noise_scale=noise_scale))
         if args.plot:
             print(f"plot written to {args.plot}")
     return 0

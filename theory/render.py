@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -50,8 +51,13 @@ def _finite(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
 
 
-def to_text(a: Analysis, show_proofs: bool = False) -> str:
-    """The human-readable report: constants with their sources, closed forms, results and the b-table."""
+NOISE_SCALE = ("noise-scale prediction (McCandlish B_simple = tr Σ / ‖G‖², measured: ≈ the b at which K is twice "
+               "its large-batch limit, like the template's b* = 2c)")
+
+
+def to_text(a: Analysis, show_proofs: bool = False, noise_scale: Mapping[str, float] | None = None) -> str:
+    """The human-readable report: constants with their sources, closed forms, results and the b-table, and the
+    measured noise scales when given."""
     f = a.family
     lines = [
         f"family '{f.name}': {f.summary}",
@@ -83,7 +89,10 @@ def to_text(a: Analysis, show_proofs: bool = False) -> str:
     for name, vals in rows:
         cells = "".join(f"{'' if math.isnan(v) else _num(v):>14}" for v in vals)
         lines.append(f"  {name:<10}{cells}")
-    lines += [f"  critical batch size b* = {a.joint.b_star:.5g}: {CASES[a.joint.case]}", ""]
+    lines.append(f"  critical batch size b* = {a.joint.b_star:.5g}: {CASES[a.joint.case]}")
+    if noise_scale:
+        lines.append(f"  {NOISE_SCALE}: " + ", ".join(f"{p} {noise_scale[p]:.5g}" for p in PLAYERS if p in noise_scale))
+    lines.append("")
 
     lines.append(f"  {'b':>8}{'K_D':>14}{'K_G':>14}{'K':>14}{'N = b·K':>14}")
     for i, bi in enumerate(a.batch_sizes):
@@ -103,8 +112,9 @@ def to_text(a: Analysis, show_proofs: bool = False) -> str:
     return "\n".join(lines)
 
 
-def to_json(a: Analysis) -> dict[str, Any]:
-    """The JSON contract: b_star, K_inf, the table, plus everything needed to reproduce them."""
+def to_json(a: Analysis, noise_scale: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """The JSON contract: b_star, K_inf, the table, plus everything needed to reproduce them; ``noise_scale``
+    holds the measured McCandlish B_simple per player ({} when none was given)."""
     P = a.players
     forms = generic_forms(a.family)
     return {
@@ -122,6 +132,7 @@ def to_json(a: Analysis) -> dict[str, Any]:
         "C": {p: P[p].C for p in PLAYERS},
         "domain_edge": {p: P[p].c for p in PLAYERS},
         "min_epsilon": math.sqrt(max(P[p].C for p in PLAYERS)),
+        "noise_scale": {p: float(noise_scale[p]) for p in PLAYERS if p in (noise_scale or {})},
         "closed_forms": {
             "template": {k: str(e) for k, (_, e) in template.readable_forms().items()},
             "family": forms,

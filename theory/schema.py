@@ -9,12 +9,16 @@ Format (docs/constants-schema.md)::
         "sigma2_D": {"value": 12.3, "interval": [10.1, 14.9], "method": "per-sample", "n": 8},
         ...
       },
+      "epsilon": {"sgd": {"value": 0.21, "method": "mean ||grad||^2 up to the target"}},
+      "noise_scale": {"D": {"value": 40.2, "interval": [31.0, 52.7], "n": 8}, "G": 12.5},
       "source": {"preset": "ring8", "checkpoint": "first-target", "seed": 0}
     }
 
 A constant is a number or an object with a numeric ``value`` and optional ``interval`` [lo, hi] (lo <= value
 <= hi), ``method`` (how it was estimated) and ``n`` (number of repeated estimates). ``source`` is free-form
 provenance. Keys are ``<name>_D`` / ``<name>_G`` with ``<name>`` a known constant; anything else is refused.
+The optional ``epsilon`` (registered family -> the ε the measured run reached, in that family's units) and
+``noise_scale`` (player -> McCandlish's B_simple = tr Σ / ||G||²) hold entries of the same form, each > 0.
 """
 
 from __future__ import annotations
@@ -38,6 +42,10 @@ class ConstantsFile:
     values: dict[str, float]
     details: dict[str, dict[str, Any]] = field(default_factory=dict)  # interval / method / n, when given
     source: dict[str, Any] = field(default_factory=dict)
+    epsilon: dict[str, float] = field(default_factory=dict)  # family -> the ε the measured run reached
+    epsilon_details: dict[str, dict[str, Any]] = field(default_factory=dict)
+    noise_scale: dict[str, float] = field(default_factory=dict)  # "D" / "G" -> B_simple = tr Σ / ||G||²
+    noise_scale_details: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def known_keys() -> set[str]:
@@ -65,32 +73,65 @@ def parse_constants(doc: Any, label: str) -> ConstantsFile:
     if unknown:
         raise TheoryInputError(f"{where}: unknown constants {', '.join(unknown)} "
                                "(names are <constant>_D or <constant>_G, see docs/constants-schema.md)")
-    values, details = {}, {}
-    for key, entry in consts.items():
-        extra: dict[str, Any] = {}
-        if isinstance(entry, dict):
-            extra = {k: v for k, v in entry.items() if k != "value"}
-            bad = sorted(set(extra) - {"interval", "method", "n"})
-            if bad:
-                raise TheoryInputError(f"{where}: {key} has unknown fields {', '.join(bad)}")
-            entry = entry.get("value")
-        if not _number(entry):
-            raise TheoryInputError(f"{where}: {key} must be a finite number, got {entry!r}")
-        if "interval" in extra:
-            iv = extra["interval"]
-            if not (isinstance(iv, list) and len(iv) == 2 and all(map(_number, iv)) and iv[0] <= entry <= iv[1]):
-                raise TheoryInputError(f"{where}: {key} interval must be [lo, hi] with lo <= value <= hi, got {iv!r}")
-        if "n" in extra and not (isinstance(extra["n"], int) and extra["n"] >= 1):
-            raise TheoryInputError(f"{where}: {key} n must be a positive integer, got {extra['n']!r}")
-        if "method" in extra and not isinstance(extra["method"], str):
-            raise TheoryInputError(f"{where}: {key} method must be a string")
-        values[key] = float(entry)
-        if extra:
-            details[key] = extra
+    values, details = _entries(consts, where)
     source = doc.get("source", {})
     if not isinstance(source, dict):
         raise TheoryInputError(f"{where}: \"source\" must be an object")
-    return ConstantsFile(values=values, details=details, source=source)
+    epsilon, epsilon_details = _section(doc, "epsilon", "family", set(FAMILIES), where)
+    noise, noise_details = _section(doc, "noise_scale", "player", set(PLAYERS), where)
+    return ConstantsFile(values=values, details=details, source=source, epsilon=epsilon,
+                         epsilon_details=epsilon_details, noise_scale=noise, noise_scale_details=noise_details)
+
+
+def _entry(key: str, entry: Any, where: str) -> tuple[float, dict[str, Any]]:
+    """One entry (a number, or {value, interval, method, n}) -> (value, the other fields); else one-line error."""
+    extra: dict[str, Any] = {}
+    if isinstance(entry, dict):
+        extra = {k: v for k, v in entry.items() if k != "value"}
+        bad = sorted(set(extra) - {"interval", "method", "n"})
+        if bad:
+            raise TheoryInputError(f"{where}: {key} has unknown fields {', '.join(bad)}")
+        entry = entry.get("value")
+    if not _number(entry):
+        raise TheoryInputError(f"{where}: {key} must be a finite number, got {entry!r}")
+    if "interval" in extra:
+        iv = extra["interval"]
+        if not (isinstance(iv, list) and len(iv) == 2 and all(map(_number, iv)) and iv[0] <= entry <= iv[1]):
+            raise TheoryInputError(f"{where}: {key} interval must be [lo, hi] with lo <= value <= hi, got {iv!r}")
+    if "n" in extra and not (isinstance(extra["n"], int) and not isinstance(extra["n"], bool) and extra["n"] >= 1):
+        raise TheoryInputError(f"{where}: {key} n must be a positive integer, got {extra['n']!r}")
+    if "method" in extra and not isinstance(extra["method"], str):
+        raise TheoryInputError(f"{where}: {key} method must be a string")
+    return float(entry), extra
+
+
+def _entries(
+    section: Mapping[str, Any], where: str, prefix: str = "", positive: bool = False
+) -> tuple[dict[str, float], dict[str, dict[str, Any]]]:
+    """Validate every entry of a section: (key -> value, key -> interval/method/n where given)."""
+    values, details = {}, {}
+    for key, entry in section.items():
+        value, extra = _entry(prefix + key, entry, where)
+        if positive and not value > 0:
+            raise TheoryInputError(f"{where}: {prefix}{key} must be > 0, got {value:g}")
+        values[key] = value
+        if extra:
+            details[key] = extra
+    return values, details
+
+
+def _section(
+    doc: Mapping[str, Any], name: str, what: str, known: set[str], where: str
+) -> tuple[dict[str, float], dict[str, dict[str, Any]]]:
+    """An optional top-level section ``name`` of ``what`` -> positive entry, keys in ``known``."""
+    section = doc.get(name, {})
+    if not isinstance(section, dict):
+        raise TheoryInputError(f"{where}: \"{name}\" must be an object of {what} -> value")
+    unknown = sorted(set(section) - known)
+    if unknown:
+        raise TheoryInputError(f"{where}: \"{name}\" has unknown {what} {', '.join(unknown)} "
+                               f"(known: {', '.join(sorted(known))})")
+    return _entries(section, where, prefix=f"{name}.", positive=True)
 
 
 def load_constants(path: str | Path) -> ConstantsFile:
@@ -115,19 +156,38 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not a finite number")
 
 
+Entry = float | Mapping[str, Any]  # a number, or {value, interval, method, n}
+
+
 def constants_document(
-    values: Mapping[str, float | Mapping[str, Any]], source: Mapping[str, Any] | None = None
+    values: Mapping[str, Entry],
+    source: Mapping[str, Any] | None = None,
+    *,
+    epsilon: Mapping[str, Entry] | None = None,
+    noise_scale: Mapping[str, Entry] | None = None,
 ) -> dict[str, Any]:
-    """The JSON document for ``values`` (numbers or {value, interval, method, n}); validated before return."""
-    doc = {"schema": SCHEMA, "constants": dict(values), "source": dict(source or {})}
+    """The JSON document for ``values`` (and the optional ``epsilon`` and ``noise_scale`` sections, written only
+    when given); validated before return."""
+    doc: dict[str, Any] = {"schema": SCHEMA, "constants": dict(values)}
+    for name, section in (("epsilon", epsilon), ("noise_scale", noise_scale)):
+        if section is not None:
+            doc[name] = dict(section) if isinstance(section, Mapping) else section  # a non-object: refused below
+    doc["source"] = dict(source or {})
     parse_constants(json.loads(json.dumps(doc)), "(being written)")
     return doc
 
 
-def write_constants(path: str | Path, values: Mapping[str, Any], source: Mapping[str, Any] | None = None) -> None:
+def write_constants(
+    path: str | Path,
+    values: Mapping[str, Entry],
+    source: Mapping[str, Any] | None = None,
+    *,
+    epsilon: Mapping[str, Entry] | None = None,
+    noise_scale: Mapping[str, Entry] | None = None,
+) -> None:
     """Write a validated constants file atomically (a reader never sees half a file)."""
     path = Path(path)
-    doc = constants_document(values, source)
+    doc = constants_document(values, source, epsilon=epsilon, noise_scale=noise_scale)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     tmp.replace(path)

@@ -78,8 +78,10 @@ def test_learning_rate_grid_gets_a_heat_map_and_a_section_per_scale(tmp_path):
 
 def test_theory_rows_use_the_sweep_learning_rates():
     (adam, *_) = report.theory_predictions(2e-4, 5e-5)
+    from theory.analysis import ConstantValue
+
     direct = report.analyse(report.FAMILIES["adam"], report.resolve_constants(
-        report.FAMILIES["adam"], {"alpha_D": 2e-4, "alpha_G": 5e-5}), report.ConstantValue(
+        report.FAMILIES["adam"], {"alpha_D": 2e-4, "alpha_G": 5e-5}), ConstantValue(
         "epsilon", report.FAMILIES["adam"].epsilon.value, "default"))
     assert adam.family == "adam"
     assert adam.b_star_joint == pytest.approx(direct.joint.b_star)
@@ -107,3 +109,55 @@ def test_a_single_eligible_batch_size_is_reported_not_a_crash(tmp_path):
     text = report.write_report(tmp_path, n_resamples=10).read_text()
     assert "Only b = 64 had every seed reach the target" in text
     assert "| b*_measured (argmin median SFO) | 64 |" in text
+
+
+def test_measured_constants_give_theory_and_noise_scale_rows(tmp_path, capsys):
+    from theory import critical
+    from theory.schema import write_constants
+
+    fill(tmp_path)
+    constants = {"alpha_D": 9.0, "alpha_G": 9.0,  # the report puts each group's α in their place
+                 "smoothness_D": 50.0, "smoothness_G": 20.0, "sigma2_D": 60.0, "sigma2_G": 70.0,
+                 "gap_D": 1.4, "gap_G": 0.7}
+    path = tmp_path / "c.json"
+    write_constants(path, constants, {"preset": "test"}, epsilon={"sgd-frozen": 2.0},
+                    noise_scale={"D": {"value": 40.0, "interval": [30.0, 50.0]}, "G": 12.0})
+    text = report.write_report(tmp_path, str(path), n_resamples=20).read_text()
+    # b*_theory is what theory.critical prints for the same constants, α and ε
+    assert critical.main(["--family", "sgd-frozen", "--constants", str(path), "--alpha-d", "1e-3",
+                          "--alpha-g", "2.5e-4", "--json"]) == 0
+    b = __import__("json").loads(capsys.readouterr().out)["b_star"]
+    assert b["D"] == pytest.approx(2 * 50.0 * 1e-3 * 60.0 / 4.0)  # 2·L·α·σ²/ε², C = 0
+    assert f"**{b['joint']:.3g}**" in text and "b*_theory (sgd-frozen)" in text
+    assert "| b*_noise = B_simple: D, G, **joint** | 40, 12, **40** | D [30, 50] |" in text
+    assert "5× b*_measured" in text  # b*_noise 40 against the measured b* = 8
+    assert "b*_theory (adam) | — | — | constants file" in text and "incomplete" in text  # no h_min etc.: said
+    with (tmp_path / "summary.csv").open() as f:
+        row = next(csv.DictReader(f))
+    assert float(row["b_star_noise"]) == 40.0
+    assert float(row["b_star_theory_sgd-frozen"]) == pytest.approx(b["joint"]) and row["b_star_theory_adam"] == ""
+
+
+def test_shipped_constants_are_used_only_for_the_config_they_describe(tmp_path):
+    from empirical.presets import get_preset
+    from theory.measured import load_measured
+
+    ring8 = get_preset("ring8")
+    choice = report.choose_constants(None, "ring8", ring8.with_(batch_size=8, max_steps=99))
+    assert choice.file is not None and choice.file.values == load_measured("ring8").values
+    other = report.choose_constants(None, "ring8", ring8.with_(target_fid=2.0))
+    assert other.file is None and "target_fid differ" in other.note
+    assert report.choose_constants(None, "custom", ring8).file is None
+
+
+def test_a_local_dip_in_the_sfo_is_not_called_a_minimum(tmp_path):
+    ks = {4: 100, 8: 120, 16: 130, 32: 60}  # SFO 400, 960, 2080, 1920: smallest at b = 4, a dip from 16 to 32
+    with open_store(tmp_path, BASE, "ring8") as store:
+        for b, k in ks.items():
+            for seed in range(3):
+                cell = Cell(b, seed)
+                store.add(cell, RunResult(cell.config(BASE), seed, "reached", k, k, None, "cpu", 1.0,
+                                          [EvalPoint(k, 3.0, 0.7, 0.8, 1.0, 1.0, 0.5, 1.0)]))
+    text = report.write_report(tmp_path, n_resamples=20).read_text()
+    assert "no interior minimum on this grid" in text and "K never falls" not in text
+    assert "only locally (from b = 16 to 32, 2.17× while b grows 2×)" in text

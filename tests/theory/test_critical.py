@@ -7,8 +7,15 @@ import sys
 
 import pytest
 
+from theory.analysis import resolve_constants, resolve_epsilon
+from theory.bounds import bounds_for
 from theory.critical import main
+from theory.families import DEFAULT_FAMILY, get_family
+from theory.measured import DEFAULT_PRESET, load_measured, measured_presets
 from theory.schema import write_constants
+
+RING8 = "measured on preset ring8 (theory/measured/ring8.json)"
+RING8_EPSILON = "the ε the ring8 reference run reached (theory/measured/ring8.json)"
 
 
 def run_json(capsys, *argv):
@@ -39,18 +46,91 @@ def test_json_contract(capsys):
 
 
 def test_flags_change_the_answer_as_the_closed_form_says(capsys):
-    base = run_json(capsys, "--family", "sgd", "--cross-lip-d", "0", "--cross-lip-g", "0")
+    base = run_json(capsys, "--family", "sgd", "--cross-lip-d", "0", "--cross-lip-g", "0", "--sigma2-d", "100")
     doubled = run_json(capsys, "--family", "sgd", "--cross-lip-d", "0", "--cross-lip-g", "0", "--sigma2-d", "200")
     assert doubled["b_star"]["D"] == pytest.approx(2 * base["b_star"]["D"], rel=1e-12)  # C = 0: b* ∝ σ²
     assert doubled["b_star"]["G"] == base["b_star"]["G"]
 
 
-def test_defaults_are_labelled_with_their_source(capsys):
+def test_without_flags_the_constants_and_epsilon_are_ring8s_measured_ones(capsys):
+    assert DEFAULT_PRESET == "ring8"
+    ring8 = load_measured("ring8")
     out = run_json(capsys)
+    assert out["family"] == DEFAULT_FAMILY
+    keys = bounds_for(get_family(DEFAULT_FAMILY)).keys()
+    assert set(out["constants"]) == set(keys)
+    for key in keys:
+        assert out["constants"][key] == {"value": ring8.values[key], "source": RING8}, key
+    assert "measured" in RING8
+    assert out["epsilon"] == {"value": ring8.epsilon[DEFAULT_FAMILY], "source": RING8_EPSILON}
+    assert out["noise_scale"] == ring8.noise_scale
+    assert run_json(capsys, "--preset", "ring8") == out
+
+
+def test_the_default_family_gives_a_prediction_with_the_measured_defaults(capsys):
+    # the reason DEFAULT_FAMILY is sgd-frozen: at ring8's own α and at the README's, it certifies the reached ε
+    for argv in ([], ["--alpha-d", "2e-4", "--alpha-g", "5e-5"]):
+        out = run_json(capsys, *argv)
+        assert 0 < out["b_star"]["joint"] < math.inf
+    # the other shipped families cannot: their floors exceed the ε² the ring8 run reached
+    for family in ("adam", "adam-cs", "sgd"):
+        assert main(["--family", family]) == 2
+        err = capsys.readouterr().err
+        assert "target unreachable" in err and err.rstrip().endswith(f"ε is from {RING8_EPSILON}"), err
+
+
+@pytest.mark.parametrize("preset", measured_presets())
+def test_every_shipped_preset_is_a_default_layer(preset, capsys):
+    measured = load_measured(preset)
+    out = run_json(capsys, "--preset", preset, "--family", "adam", "--epsilon", "1e6")
     for key, c in out["constants"].items():
-        assert c["source"].startswith("default: "), key
-    assert out["constants"]["beta1_D"]["source"].endswith("(reference.md §1)")
+        if key in measured.values:
+            assert c == {"value": measured.values[key],
+                         "source": f"measured on preset {preset} (theory/measured/{preset}.json)"}, key
+        else:  # a constant the preset's run has none of (no preconditioner): the family default, labelled so
+            assert c["source"].startswith("default: "), key
+    assert out["epsilon"] == {"value": 1e6, "source": "flag --epsilon"}
+
+
+def test_a_flag_beats_the_measured_default(capsys):
+    out = run_json(capsys, "--alpha-d", "2e-4", "--sigma2-g", "10", "--epsilon", "2")
+    assert out["constants"]["alpha_D"] == {"value": 2e-4, "source": "flag --alpha-d"}
+    assert out["constants"]["sigma2_G"] == {"value": 10.0, "source": "flag --sigma2-g"}
+    assert out["constants"]["alpha_G"]["source"] == RING8
+    assert out["epsilon"] == {"value": 2.0, "source": "flag --epsilon"}
+
+
+def test_a_constants_file_replaces_the_preset(tmp_path, capsys):
+    path = tmp_path / "c.json"
+    write_constants(path, SGD_CONSTANTS, {"preset": "test"}, noise_scale={"D": 1.5, "G": 2.5})
+    out = run_json(capsys, "--constants", str(path))
+    assert out["family"] == DEFAULT_FAMILY
+    for key, c in out["constants"].items():
+        assert c == {"value": SGD_CONSTANTS[key], "source": f"file {path}"}, key
+    # the file has no ε for the family: the family's default, not the preset's measured ε
     assert out["epsilon"]["source"].startswith("default: ")
+    assert out["noise_scale"] == {"D": 1.5, "G": 2.5}
+
+
+def test_resolve_constants_layers_flags_file_defaults_family():
+    frozen = get_family("sgd-frozen")
+    family_defaults = resolve_constants(frozen, {})  # the Python API's illustrative defaults, unchanged
+    assert all(c.source.startswith("default: ") for c in family_defaults.values())
+    partial = {"alpha_D": 1e-3, "sigma2_D": 7.0}
+    got = resolve_constants(frozen, {"alpha_D": 5e-4}, defaults=partial, defaults_label="measured here")
+    assert (got["alpha_D"].value, got["alpha_D"].source) == (5e-4, "flag --alpha-d")
+    assert (got["sigma2_D"].value, got["sigma2_D"].source) == (7.0, "measured here")
+    assert got["gap_D"] == family_defaults["gap_D"]  # a constant the defaults layer lacks
+    # a file is complete and wins over the defaults layer (which is then ignored)
+    got = resolve_constants(frozen, {}, SGD_CONSTANTS, "f.json", defaults=partial, defaults_label="measured here")
+    assert {c.source for c in got.values()} == {"file f.json"}
+    # the empirical report's positional call still works
+    assert resolve_constants(frozen, {"alpha_D": 1e-3, "alpha_G": 5e-4}, None, "label")["gap_G"].source.startswith(
+        "default: ")
+    eps = resolve_epsilon(frozen, None, None, "", {"sgd-frozen": 1.5}, "measured ε")
+    assert (eps.value, eps.source) == (1.5, "measured ε")
+    assert resolve_epsilon(frozen, None, {"adam": 9.0}, "f.json", {"sgd-frozen": 1.5}, "x").source.startswith("default")
+    assert resolve_epsilon(frozen, 0.7, {"sgd-frozen": 2.0}, "f.json").source == "flag --epsilon"
 
 
 def test_text_output_has_table_b_star_and_closed_forms(capsys):
@@ -61,18 +141,73 @@ def test_text_output_has_table_b_star_and_closed_forms(capsys):
     assert "critical batch size b* =" in text
     assert "sympy proofs: 20/20 facts hold" in text
     assert "flag --alpha-d" in text
+    ring8 = load_measured("ring8")
+    assert "alpha_G       5e-05        flag --alpha-g" in text
+    assert f"gap_G         {ring8.values['gap_G']:<12.7g} {RING8}" in text
+    assert f"[{RING8_EPSILON}]" in text
+    noise = ring8.noise_scale
+    assert "noise-scale prediction (McCandlish B_simple" in text and f"D {noise['D']:.5g}, G {noise['G']:.5g}" in text
 
 
 def test_constants_file_round_trip(tmp_path, capsys):
-    ref = run_json(capsys, "--family", "sgd")
+    ref = run_json(capsys, "--family", "sgd", "--epsilon", "30")
     path = tmp_path / "c.json"
     write_constants(path, {k: v["value"] for k, v in ref["constants"].items()}, {"preset": "test"})
-    out = run_json(capsys, "--family", "sgd", "--constants", str(path))
+    out = run_json(capsys, "--family", "sgd", "--constants", str(path), "--epsilon", "30")
     assert out["b_star"] == ref["b_star"]
     assert all(c["source"] == f"file {path}" for c in out["constants"].values())
     # a flag beats the file
-    out = run_json(capsys, "--family", "sgd", "--constants", str(path), "--alpha-g", "2e-4")
+    out = run_json(capsys, "--family", "sgd", "--constants", str(path), "--epsilon", "30", "--alpha-g", "2e-4")
     assert out["constants"]["alpha_G"]["source"] == "flag --alpha-g"
+
+
+# sgd: B_P = L_P·α_P·σ_P², C_P = 2·M_P·α_Q·sqrt(G_Q² + σ_Q²)/α_P, b*_P = 2·B_P/(ε² − C_P)
+SGD_CONSTANTS = {
+    "alpha_D": 1e-3, "alpha_G": 5e-4, "smoothness_D": 50.0, "smoothness_G": 20.0, "sigma2_D": 4.0, "sigma2_G": 9.0,
+    "gap_D": 1.0, "gap_G": 0.5, "cross_lip_D": 0.01, "cross_lip_G": 0.02, "grad_bound_D": 1.0, "grad_bound_G": 2.0,
+}
+
+
+def sgd_b_star(c, p, eps):
+    q = "G" if p == "D" else "D"
+    B = c[f"smoothness_{p}"] * c[f"alpha_{p}"] * c[f"sigma2_{p}"]
+    G_Q = math.sqrt(c[f"grad_bound_{q}"] ** 2 + c[f"sigma2_{q}"])  # bound on E||g_Q||
+    C = 2 * c[f"cross_lip_{p}"] * c[f"alpha_{q}"] * G_Q / c[f"alpha_{p}"]
+    assert 0 < C < eps**2
+    return 2 * B / (eps**2 - C)
+
+
+def test_the_files_epsilon_and_noise_scale_are_used(tmp_path, capsys):
+    path = tmp_path / "c.json"
+    write_constants(path, SGD_CONSTANTS, {"preset": "test"},
+                    epsilon={"sgd": {"value": 0.5, "method": "x"}, "adam": 9.0},
+                    noise_scale={"D": 12.3, "G": {"value": 45.6, "interval": [40.0, 50.0]}})
+    out = run_json(capsys, "--family", "sgd", "--constants", str(path))
+    assert out["epsilon"] == {"value": 0.5, "source": f"file {path} (the ε the measured run reached)"}
+    for p in "DG":
+        assert out["b_star"][p] == pytest.approx(sgd_b_star(SGD_CONSTANTS, p, 0.5), rel=1e-12)
+    assert out["noise_scale"] == {"D": 12.3, "G": 45.6}
+    # a flag beats the file
+    out = run_json(capsys, "--family", "sgd", "--constants", str(path), "--epsilon", "0.7")
+    assert out["epsilon"] == {"value": 0.7, "source": "flag --epsilon"}
+    assert out["b_star"]["D"] == pytest.approx(sgd_b_star(SGD_CONSTANTS, "D", 0.7), rel=1e-12)
+
+    assert main(["--family", "sgd", "--constants", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert f"target: ε = 0.5 (ε² = 0.25)   [file {path} (the ε the measured run reached)]" in text
+    lines = text.splitlines()
+    at = next(i for i, line in enumerate(lines) if "critical batch size b* =" in line)
+    assert lines[at + 1].startswith("  noise-scale prediction (McCandlish B_simple")
+    assert lines[at + 1].endswith(": D 12.3, G 45.6")
+
+
+def test_without_epsilon_for_the_family_the_default_is_used(tmp_path, capsys):
+    path = tmp_path / "c.json"
+    write_constants(path, {**SGD_CONSTANTS, "cross_lip_D": 0.0, "cross_lip_G": 0.0}, epsilon={"adam": 9.0})
+    out = run_json(capsys, "--family", "sgd", "--constants", str(path))
+    assert out["epsilon"]["source"].startswith("default: ") and out["noise_scale"] == {}
+    assert main(["--family", "sgd", "--constants", str(path)]) == 0
+    assert "noise-scale prediction" not in capsys.readouterr().out
 
 
 def test_plot_and_latex(tmp_path, capsys):
@@ -84,10 +219,10 @@ def test_plot_and_latex(tmp_path, capsys):
 
 
 def test_unreachable_epsilon_names_the_smallest_reachable(capsys):
-    floors = run_json(capsys)["C"]
-    assert main(["--epsilon", "0.5"]) == 2
+    floors = run_json(capsys, "--family", "adam", "--epsilon", "1e4")["C"]
+    assert main(["--family", "adam", "--epsilon", "0.5"]) == 2
     err = capsys.readouterr().err
-    assert f"ε > {math.sqrt(max(floors.values())):.6g}" in err
+    assert f"ε > {math.sqrt(max(floors.values())):.6g}" in err and err.rstrip().endswith("ε is from flag --epsilon")
 
 
 def _bad_inputs(tmp_path):
@@ -101,30 +236,50 @@ def _bad_inputs(tmp_path):
     unknown.write_text(json.dumps({"schema": "ttur-constants/1", "constants": {"alpha_X": 1e-4}}))
     nan = tmp_path / "nan.json"
     nan.write_text('{"schema": "ttur-constants/1", "constants": {"alpha_D": NaN}}')
+
+    def with_sections(name, **sections):
+        path = tmp_path / name
+        path.write_text(json.dumps({"schema": "ttur-constants/1", "constants": SGD_CONSTANTS, **sections}))
+        return ["--family", "sgd", "--constants", str(path)]
+
     return [
         (["--alpha-d", "-1"], "alpha_D must be > 0"),
         (["--alpha-d", "0"], "alpha_D must be > 0"),
         (["--alpha-d", "nan"], "alpha_D must be finite"),
         (["--alpha-d", "inf"], "alpha_D must be finite"),
         (["--alpha-d", "abc"], "not a number"),
-        (["--beta1-d", "1"], "beta1_D must lie in [0, 1)"),
+        (["--family", "adam", "--beta1-d", "1"], "beta1_D must lie in [0, 1)"),
         (["--family", "nope"], "unknown family 'nope'"),
         (["--epsilon", "0"], "epsilon must be a positive finite number"),
         (["--epsilon", "nan"], "epsilon must be a positive finite number"),
-        (["--epsilon", "1e-3"], "target unreachable"),
+        (["--family", "sgd", "--epsilon", "1e-3"], "target unreachable"),
+        (["--family", "adam"], "the generator's floor for family 'adam'"),
+        (["--family", "sgd"], f"; ε is from {RING8_EPSILON}"),
+        (["--preset", "nope"], "argument --preset: invalid choice: 'nope'"),
+        (["--preset", "ring8", "--constants", str(tmp_path / "x.json")], "not allowed with argument --preset"),
         (["--family", "sgd", "--alpha-d", "0.5"], "needs alpha_D*smoothness_D <= 1"),
-        (["--h-min-d", "1", "--h-max-d", "0.1"], "needs h_min_D <= h_max_D"),
-        (["--smoothness-d", "3"], "--smoothness-d is not a constant of family 'adam'"),
+        (["--family", "adam", "--h-min-d", "1", "--h-max-d", "0.1"], "needs h_min_D <= h_max_D"),
+        (["--family", "adam", "--smoothness-d", "3"], "--smoothness-d is not a constant of family 'adam'"),
+        (["--h-min-d", "3"], "--h-min-d is not a constant of family 'sgd-frozen'"),
         (["--batch-sizes", "0,4"], "batch sizes must be"),
         (["--batch-sizes", "a,b"], "comma-separated numbers"),
         (["--batch-sizes", ""], "batch sizes must be a non-empty list"),
-        (["--alpha-d", "1e300", "--h-min-d", "1e-300", "--h-max-d", "1"], "overflow float64"),
+        (["--family", "adam", "--alpha-d", "1e300", "--h-min-d", "1e-300", "--h-max-d", "1"], "overflow float64"),
         (["--constants", str(tmp_path / "missing.json")], "cannot read constants file"),
         (["--constants", str(bad_json)], "is not valid JSON"),
         (["--constants", str(wrong_schema)], "\"schema\" must be"),
-        (["--constants", str(incomplete)], "incomplete for family 'adam': missing beta1_D"),
+        (["--family", "adam", "--constants", str(incomplete)], "incomplete for family 'adam': missing beta1_D"),
         (["--constants", str(unknown)], "unknown constants alpha_X"),
         (["--constants", str(nan)], "NaN is not a finite number"),
+        (with_sections("neg.json", epsilon={"sgd": -0.5}), "epsilon.sgd must be > 0, got -0.5"),
+        (with_sections("fam.json", epsilon={"sdg": 0.5}), 'unknown family sdg (known: adam, adam-cs, sgd, sgd-frozen)'),
+        (with_sections("ns.json", noise_scale={"D": 1.0, "X": 2.0}), '"noise_scale" has unknown player X'),
+        (with_sections("iv.json", noise_scale={"D": {"value": 5.0, "interval": [6.0, 7.0]}}),
+         "noise_scale.D interval must be [lo, hi] with lo <= value <= hi"),
+        (with_sections("iv2.json", epsilon={"sgd": {"value": 0.5, "interval": [0.1, 0.2]}}),
+         "epsilon.sgd interval must be [lo, hi]"),
+        (with_sections("low.json", epsilon={"sgd": 0.01}), "target unreachable: ε² = 0.0001 <= C_"),
+        (with_sections("low2.json", epsilon={"sgd": 0.01}), f"ε is from file {tmp_path / 'low2.json'} (the ε"),
         (["--plot", str(tmp_path / "bad.json" / "x.png")], "cannot write plot"),
         (["--no-such-flag"], "unrecognized arguments"),
     ]
@@ -142,7 +297,8 @@ def test_bad_inputs_give_one_line_and_exit_2(tmp_path, capsys):
 
 
 def test_real_process_prints_no_traceback(tmp_path):
-    for argv in (["--alpha-d", "-1"], ["--constants", str(tmp_path / "nope.json")], ["--epsilon", "x"]):
+    for argv in (["--alpha-d", "-1"], ["--constants", str(tmp_path / "nope.json")], ["--epsilon", "x"],
+                 ["--preset", "nope"], ["--family", "adam"]):
         proc = subprocess.run([sys.executable, "-m", "theory.critical", *argv], capture_output=True, text=True)
         assert proc.returncode == 2
         assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

@@ -1,6 +1,8 @@
 """The constants JSON file: what the numerical module will write and theory.critical reads."""
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +58,64 @@ def test_non_utf8_and_infinity_are_refused(tmp_path):
     p.write_text(json.dumps({"schema": SCHEMA, "constants": {"alpha_D": 1}}).replace("1}", "Infinity}"))
     with pytest.raises(TheoryInputError, match="Infinity is not a finite number"):
         load_constants(p)
+
+
+def _document(**sections):
+    return {"schema": SCHEMA, "constants": {"alpha_D": 1e-4}, **sections}
+
+
+def test_epsilon_and_noise_scale_round_trip(tmp_path):
+    path = tmp_path / "c.json"
+    epsilon = {"sgd": {"value": 0.2, "interval": [0.15, 0.25], "method": "mean ‖∇L‖² up to the target", "n": 3},
+               "adam": 4.0}
+    noise = {"D": {"value": 40.0, "interval": [30.0, 50.0], "n": 8}, "G": 12.5}
+    write_constants(path, {"alpha_D": 2e-4}, {"preset": "ring8"}, epsilon=epsilon, noise_scale=noise)
+    got = load_constants(path)
+    assert got.values == {"alpha_D": 2e-4}
+    assert got.epsilon == {"sgd": 0.2, "adam": 4.0}
+    assert got.epsilon_details == {"sgd": {"interval": [0.15, 0.25], "method": "mean ‖∇L‖² up to the target", "n": 3}}
+    assert got.noise_scale == {"D": 40.0, "G": 12.5}
+    assert got.noise_scale_details == {"D": {"interval": [30.0, 50.0], "n": 8}}
+    assert got.source == {"preset": "ring8"}
+    assert not (tmp_path / "c.json.tmp").exists()
+
+
+def test_both_sections_are_optional_and_written_only_when_given(tmp_path):
+    doc = constants_document({"alpha_D": 1.0})
+    assert "epsilon" not in doc and "noise_scale" not in doc
+    got = parse_constants(doc, "x.json")
+    assert got.epsilon == got.noise_scale == got.epsilon_details == got.noise_scale_details == {}
+    assert set(constants_document({"alpha_D": 1.0}, epsilon={"sgd": 1.0})) == {"schema", "constants", "epsilon",
+                                                                               "source"}
+
+
+@pytest.mark.parametrize(
+    "sections, message",
+    [
+        ({"epsilon": []}, '"epsilon" must be an object of family -> value'),
+        ({"epsilon": {"nope": 1.0}}, '"epsilon" has unknown family nope (known: adam, adam-cs, sgd, sgd-frozen)'),
+        ({"epsilon": {"sgd": -0.1}}, "epsilon.sgd must be > 0, got -0.1"),
+        ({"epsilon": {"sgd": 0}}, "epsilon.sgd must be > 0"),
+        ({"epsilon": {"sgd": "0.1"}}, "epsilon.sgd must be a finite number"),
+        ({"epsilon": {"sgd": {"value": 1, "interval": [2, 3]}}}, "epsilon.sgd interval must be [lo, hi]"),
+        ({"epsilon": {"adam": {"value": 1, "units": "x"}}}, "epsilon.adam has unknown fields units"),
+        ({"noise_scale": {"X": 1.0}}, '"noise_scale" has unknown player X (known: D, G)'),
+        ({"noise_scale": {"D": -5.0}}, "noise_scale.D must be > 0"),
+        ({"noise_scale": {"G": {"value": 5.0, "n": 0}}}, "noise_scale.G n must be a positive integer"),
+        ({"noise_scale": 3}, '"noise_scale" must be an object of player -> value'),
+    ],
+)
+def test_malformed_epsilon_and_noise_scale_are_refused_with_one_line(sections, message, tmp_path):
+    with pytest.raises(TheoryInputError, match=re.escape(message)) as info:
+        parse_constants(_document(**sections), "x.json")
+    assert "\n" not in str(info.value)
+    with pytest.raises(TheoryInputError, match=re.escape(message)):  # the writer refuses the same
+        write_constants(tmp_path / "c.json", {"alpha_D": 1e-4}, **sections)
+    assert not (tmp_path / "c.json").exists()
+
+
+def test_the_documented_example_is_a_valid_file():
+    text = (Path(__file__).parents[2] / "docs" / "constants-schema.md").read_text(encoding="utf-8")
+    example = json.loads(text.split("```json\n", 1)[1].split("```", 1)[0])
+    got = parse_constants(example, "docs/constants-schema.md")
+    assert set(got.epsilon) == {"sgd", "adam"} and set(got.noise_scale) == {"D", "G"}

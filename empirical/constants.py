@@ -1,0 +1,511 @@
+"""The TTUR theory's constants, estimated from the gradients of a real training run, as a file theory.critical reads.
+
+    python -m empirical.constants --preset ring8 --out constants.json
+    python -m theory.critical --constants constants.json --family sgd
+
+One reference run of the preset (its batch size and learning rates, `--seed`) is trained to its FID target, and a
+copy of both players is kept at every evaluation. The estimates are then taken on those copies, on fresh batches
+drawn from their own generator, so measuring never changes the run:
+
+- along the run, at every evaluation from step 0 to the first one at the target: the full gradient ‖∇_P L_P‖ (two
+  independent half batches, whose inner product is unbiased for ‖G‖²), the opponent's gradient of each loss
+  (cross_lip), tr Σ from the difference of the halves, the distance travelled (dist), the optimizer's
+  preconditioner (h_min, h_max) and the loss (gap);
+- at three checkpoints, the start, midway and the first evaluation at the target: the per-sample gradient variance
+  σ² = tr Σ and ‖G‖² (torch.func per-sample gradients; McCandlish's two-batch estimator when BatchNorm in train mode
+  couples the samples), B_simple = tr Σ / ‖G‖², and L = the largest |eigenvalue| of each player's Hessian (power
+  iteration), each over `repeats` independent batches, whose range is the interval written to the file.
+
+Which value goes into the file: the theory's constants are bounds assumed to hold at every iterate, so each is the
+worst over the checkpoints (the largest σ², L, G, M, dist and h_max; the smallest h_min). The noise scale is a local
+quantity that grows as training proceeds and swings between evaluations; the file's `noise_scale` is B_simple
+averaged over the second half of the run (mean tr Σ / mean ‖G‖² from midway to the target). ε, the target the
+run reached in each family's own measure (its ε² is that measure averaged over the evaluations up to the
+target), is written per family: the ε that makes theory.critical's b* a prediction for *this* run's FID target.
+docs/constants.md explains each choice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import statistics
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from empirical.cli import OneLineParser, add_config_flags, config_overrides, fail
+from empirical.config import TrainConfig
+from empirical.datasets import load_data
+from empirical.errors import EmpiricalInputError
+from empirical.gradients import (
+    batch_gradient,
+    parameter_distance_inf,
+    per_sample_gradient_stats,
+    player_objective,
+    squared_norm,
+    top_hessian_eigenvalue,
+    two_batch_noise_estimate,
+)
+from empirical.objectives import Game, has_train_mode_batchnorm
+from empirical.optimizers import GAN_BETAS, second_moment_bounds
+from empirical.presets import PRESETS, get_preset
+from empirical.train import REACHED, Checkpoint, RunResult, resolve_device, train
+
+PLAYERS = ("D", "G")
+CHECKPOINTS = ("start", "mid", "first-target")
+_BETA1 = {"adam": GAN_BETAS[0], "adabelief": GAN_BETAS[0], "graft": GAN_BETAS[0]}  # no momentum otherwise
+
+
+@dataclass(frozen=True)
+class EstimateSettings:
+    """How much work each estimate gets (defaults: ring8 in about a minute on 2 cores)."""
+
+    samples: int = 256  # per noise estimate: per-sample gradients, or the big batch of the two-batch estimator
+    repeats: int = 5  # independent batches per checkpoint (the intervals)
+    hessian_samples: int = 1024  # the batch whose loss Hessian the power iteration probes
+    hessian_repeats: int = 3
+    power_iters: int = 200
+    power_tol: float = 1e-3
+    big_batch: int = 4096  # along the run: split in two halves for unbiased ‖G‖²
+    quantile: float = 0.95  # grad_bound and cross_lip: this quantile over the evaluations
+    float64: bool = False  # Hessians in float64
+    chunk_size: int = 64  # per-sample gradients per vmap call (memory ∝ chunk_size × parameters)
+
+
+@dataclass
+class Snapshot:
+    """Copies of both players at one evaluation, and the optimizers' preconditioner range then."""
+
+    step: int
+    fid: float
+    generator: nn.Module
+    discriminator: nn.Module
+    h_bounds: dict[str, tuple[float, float] | None]
+
+
+def record_run(config: TrainConfig, seed: int, progress=None) -> tuple[RunResult, list[Snapshot]]:
+    """Train the reference run and keep a copy of the players at every evaluation.
+
+    It trains on one CPU thread, as the sweep's workers do: the thread count changes the order of floating-point
+    reductions and hence the trajectory, so this makes the reference run the sweep's own (b, seed) run, same K.
+    """
+    snapshots: list[Snapshot] = []
+
+    def observe(cp: Checkpoint) -> None:
+        snapshots.append(Snapshot(cp.step, cp.point.fid, copy.deepcopy(cp.generator), copy.deepcopy(cp.discriminator),
+                                  {"D": second_moment_bounds(cp.opt_d), "G": second_moment_bounds(cp.opt_g)}))
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = train(config, seed, progress=progress, observe=observe)
+    finally:
+        torch.set_num_threads(threads)
+    return result, snapshots
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Estimates at one set of parameters
+
+
+@dataclass(frozen=True)
+class Repeated:
+    """Repeated estimates of one quantity on independent batches: the mean is the value, the range the interval."""
+
+    values: tuple[float, ...]
+    method: str
+
+    @property
+    def value(self) -> float:
+        return math.fsum(self.values) / len(self.values)
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return min(self.values), max(self.values)
+
+
+def _flat(grads: dict[str, Tensor]) -> Tensor:
+    return torch.cat([g.reshape(-1).to(torch.float64) for g in grads.values()])
+
+
+def _uses_two_batch(game: Game, player: str) -> bool:
+    frozen = [game.discriminator] if player == "G" else []
+    return any(has_train_mode_batchnorm(m) for m in [game.module(player), *frozen])
+
+
+def noise(game: Game, player: str, s: EstimateSettings, rng: torch.Generator) -> tuple[Repeated, Repeated]:
+    """(tr Σ, ‖G‖²) of `player`'s gradient, each repeated on `s.repeats` independent batches."""
+    module, loss = game.module(player), game.loss(player)
+    traces, norms = [], []
+    if _uses_two_batch(game, player):
+        small = max(2, s.samples // 8)
+        method = (f"McCandlish two-batch estimator, b = {small} and {s.samples} (BatchNorm in train mode couples "
+                  "the samples, so per-sample gradients are undefined)")
+        for _ in range(s.repeats):
+            sq_small = squared_norm(batch_gradient(module, loss, game.batch(player, small, rng)).values())
+            sq_big = squared_norm(batch_gradient(module, loss, game.batch(player, s.samples, rng)).values())
+            trace, norm_sq = two_batch_noise_estimate(sq_small, sq_big, small, s.samples)
+            traces.append(trace)
+            norms.append(norm_sq)
+    else:
+        method = f"per-sample gradients (torch.func vmap(grad)) over {s.samples} samples"
+        frozen = [game.discriminator] if player == "G" else []
+        for _ in range(s.repeats):
+            stats = per_sample_gradient_stats(module, loss, game.batch(player, s.samples, rng), s.chunk_size, frozen)
+            traces.append(stats.trace_sigma)
+            norms.append(stats.grad_norm_sq)
+    return Repeated(tuple(traces), method), Repeated(tuple(norms), method)
+
+
+def smoothness(game: Game, player: str, s: EstimateSettings, rng: torch.Generator) -> Repeated:
+    """|largest-magnitude eigenvalue| of ∇²L_P in θ_P, by power iteration on `s.hessian_repeats` batches."""
+    dtype = torch.float64 if s.float64 else None
+    if s.float64:
+        game = Game(game.config, copy.deepcopy(game.generator).double(), copy.deepcopy(game.discriminator).double(),
+                    game.data)
+    values, unconverged = [], 0
+    for _ in range(s.hessian_repeats):
+        batch = game.batch(player, s.hessian_samples, rng)
+        params, objective = player_objective(game.module(player), game.loss(player), batch, dtype)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            values.append(abs(top_hessian_eigenvalue(objective, params, s.power_iters, s.power_tol, dtype, rng)))
+        unconverged += any(issubclass(w.category, RuntimeWarning) for w in caught)
+    method = (f"power iteration on Hessian-vector products, {s.hessian_samples} samples, "
+              f"{'float64' if s.float64 else 'float32'}, tol {s.power_tol:g}")
+    if unconverged:
+        method += f"; {unconverged} of {s.hessian_repeats} stopped at {s.power_iters} iterations unconverged"
+    return Repeated(tuple(values), method)
+
+
+@dataclass(frozen=True)
+class AlongRun:
+    """Cheap measurements at one evaluation, per player, from one big batch in two independent halves."""
+
+    step: int
+    grad_norm_sq: dict[str, float]  # unbiased: ⟨g_A, g_B⟩
+    trace_sigma: dict[str, float]  # unbiased: h·‖g_A − g_B‖²/2 for two independent means of h samples
+    grad: dict[str, Tensor]  # (g_A + g_B)/2, flattened float64, for the variational-inequality gap
+    cross_norm: dict[str, float]  # ‖∇_{θ_Q} L_P‖, from the unbiased ⟨a_A, a_B⟩
+    loss: dict[str, float]
+    theta: dict[str, Tensor]  # flattened parameters
+
+
+def along_run(game: Game, step: int, s: EstimateSettings, rng: torch.Generator) -> AlongRun:
+    half = s.big_batch // 2
+    norm_sq, trace, grads, cross, losses, theta = {}, {}, {}, {}, {}, {}
+    for p in PLAYERS:
+        module, loss = game.module(p), game.loss(p)
+        batch_a, batch_b = game.batch(p, half, rng), game.batch(p, half, rng)
+        g_a, g_b = _flat(batch_gradient(module, loss, batch_a)), _flat(batch_gradient(module, loss, batch_b))
+        norm_sq[p], grads[p] = float(g_a @ g_b), (g_a + g_b) / 2
+        # E‖g_A − g_B‖² = 2·tr Σ/h: two independent means of h samples differ only by their noise.
+        trace[p] = half * float((g_a - g_b).square().sum()) / 2
+        opponent, cross_loss = game.opponent(p), game.cross_loss(p)
+        c_a = _flat(batch_gradient(opponent, cross_loss, game.cross_batch(p, half, rng)))
+        c_b = _flat(batch_gradient(opponent, cross_loss, game.cross_batch(p, half, rng)))
+        cross[p] = math.sqrt(max(0.0, float(c_a @ c_b)))
+        with torch.no_grad():  # the loss of batch A (torch.func.grad inside WGAN-GP ignores the outer no_grad)
+            losses[p] = float(loss(module, batch_a))
+        theta[p] = torch.cat([x.detach().reshape(-1).to(torch.float64) for x in module.parameters()])
+    return AlongRun(step, norm_sq, trace, grads, cross, losses, theta)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The whole estimation
+
+
+@dataclass
+class Estimate:
+    """Everything measured on one run; `document()` turns it into the constants file's sections."""
+
+    config: TrainConfig
+    seed: int
+    result: RunResult
+    settings: EstimateSettings
+    checkpoint_steps: dict[str, int]
+    sigma2: dict[tuple[str, str], Repeated] = field(default_factory=dict)  # (checkpoint, player)
+    grad_norm_sq: dict[tuple[str, str], Repeated] = field(default_factory=dict)
+    smooth: dict[tuple[str, str], Repeated] = field(default_factory=dict)
+    run: list[AlongRun] = field(default_factory=list)
+    h_bounds: list[dict[str, tuple[float, float] | None]] = field(default_factory=list)
+    dim: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def noise_scale(self, checkpoint: str, player: str) -> tuple[float, tuple[float, float] | None] | None:
+        """B_simple = mean tr Σ / mean ‖G‖² (ratio of means, as McCandlish); range of per-batch ratios; None if
+        ‖G‖² is not resolved (its mean is not positive: noise swamps the signal at this many samples)."""
+        trace, norm = self.sigma2[checkpoint, player], self.grad_norm_sq[checkpoint, player]
+        if not norm.value > 0:
+            return None
+        value = trace.value / norm.value
+        ratios = [t / n for t, n in zip(trace.values, norm.values, strict=True) if n > 0]
+        return value, (min(*ratios, value), max(*ratios, value)) if ratios else None
+
+    def epsilon(self) -> dict[str, tuple[float, str]]:
+        """The ε each family's measure reached: ε² = the measure averaged over the evaluations up to the target,
+        the larger of the two players' (the bound asks both to reach ε²)."""
+        ref = self.run[-1].theta  # the reference point θ of the VI gap: the parameters at the first target
+        sq = {p: statistics.fmean(a.grad_norm_sq[p] for a in self.run) for p in PLAYERS}
+        gap = {p: statistics.fmean(float((a.theta[p] - ref[p]) @ a.grad[p]) for a in self.run) for p in PLAYERS}
+        out = {}
+        n = len(self.run)
+        worst = max(PLAYERS, key=sq.get)
+        if sq[worst] > 0:
+            text = (f"ε² = mean over {n} evaluations up to the target of the unbiased ‖∇_P L_P‖² "
+                    f"(D {sq['D']:.4g}, G {sq['G']:.4g}; the larger)")
+            out["sgd"] = out["sgd-frozen"] = (math.sqrt(sq[worst]), text)
+        worst = max(PLAYERS, key=gap.get)
+        if gap[worst] > 0:
+            text = (f"ε² = mean over {n} evaluations of the VI gap ⟨θ_k − θ_K, ∇_P L_P(θ_k)⟩, θ_K the parameters at "
+                    f"the target (D {gap['D']:.4g}, G {gap['G']:.4g}; the larger)")
+            out["adam"] = out["adam-cs"] = (math.sqrt(gap[worst]), text)
+        return out
+
+    def constants(self) -> dict[str, dict]:
+        """The constants section: every value with its interval, method and number of estimates."""
+        c = self.config
+        out: dict[str, dict] = {}
+        beta1 = _BETA1.get(c.optimizer, 0.0)
+        for p in PLAYERS:
+            out[f"alpha_{p}"] = {"value": c.lr_d if p == "D" else c.lr_g, "method": "optimizer setting"}
+            out[f"beta1_{p}"] = {"value": beta1, "method": f"optimizer setting ({c.optimizer})"}
+            out[f"dim_{p}"] = {"value": self.dim[p], "method": "parameter count"}
+            for name, table in (("sigma2", self.sigma2), ("smoothness", self.smooth)):
+                where = max(CHECKPOINTS, key=lambda k, t=table: t[k, p].value)
+                r = table[where, p]
+                out[f"{name}_{p}"] = {"value": r.value, "interval": list(r.interval), "n": len(r.values),
+                                      "method": f"{r.method}; the largest over the checkpoints: at {where} "
+                                                f"(step {self.checkpoint_steps[where]})"}
+            q, n = self.settings.quantile, len(self.run)
+            norms = torch.tensor([math.sqrt(max(0.0, a.grad_norm_sq[p])) for a in self.run], dtype=torch.float64)
+            out[f"grad_bound_{p}"] = {
+                "value": float(torch.quantile(norms, q)), "interval": [float(norms.min()), float(norms.max())], "n": n,
+                "method": f"{q:g}-quantile over {n} evaluations up to the target of the unbiased ‖∇_P L_P‖ "
+                          f"({self.settings.big_batch} samples in two halves); interval: min and max"}
+            cross = torch.tensor([a.cross_norm[p] for a in self.run], dtype=torch.float64)
+            if float(cross.max()) > 0:
+                out[f"cross_lip_{p}"] = {
+                    "value": float(torch.quantile(cross, q)), "interval": [float(cross.min()), float(cross.max())],
+                    "n": n, "method": f"{q:g}-quantile over {n} evaluations of the unbiased ‖∇ of L_{p} in the "
+                                      "opponent's parameters‖"}
+            dists = [parameter_distance_inf([a.theta[p]], [self.run[0].theta[p]]) for a in self.run]
+            if max(dists) > 0:
+                out[f"dist_{p}"] = {"value": max(dists), "n": n,
+                                    "method": f"max over {n} evaluations of ‖θ_k − θ_0‖_∞ up to the target"}
+            bounds = [h[p] for h in self.h_bounds if h[p] is not None]
+            if bounds:
+                out[f"h_min_{p}"] = {"value": min(lo for lo, _ in bounds), "n": len(bounds),
+                                     "method": "min over the evaluations of the optimizer's √v̂ + eps, every entry"}
+                out[f"h_max_{p}"] = {"value": max(hi for _, hi in bounds), "n": len(bounds),
+                                     "method": "max over the evaluations of the optimizer's √v̂ + eps, every entry"}
+            losses = [a.loss[p] for a in self.run]
+            if c.loss == "bce":  # both BCE losses are >= 0
+                gap, how = losses[0], "L_P(θ_0) − 0 (BCE losses are bounded below by 0)"
+            else:  # WGAN losses have no lower bound: use the lowest seen
+                gap, how = losses[0] - min(losses), "L_P(θ_0) − the lowest L_P over the evaluations (WGAN: no bound)"
+            if gap > 0:
+                out[f"gap_{p}"] = {"value": gap, "n": n, "method": how}
+        return out
+
+    def checkpoint_table(self) -> dict[str, dict]:
+        """Per-checkpoint values, for the file's provenance and for docs."""
+        table = {}
+        for k in CHECKPOINTS:
+            row: dict[str, float | int | None] = {"step": self.checkpoint_steps[k]}
+            for p in PLAYERS:
+                row[f"sigma2_{p}"] = self.sigma2[k, p].value
+                row[f"grad_norm_sq_{p}"] = self.grad_norm_sq[k, p].value
+                b = self.noise_scale(k, p)
+                row[f"noise_scale_{p}"] = None if b is None else b[0]
+                row[f"smoothness_{p}"] = self.smooth[k, p].value
+            table[k] = row
+        return table
+
+    def window(self) -> list[AlongRun]:
+        """The evaluations of the run's second half, from the midway checkpoint to the first at the target."""
+        return [a for a in self.run if a.step >= self.checkpoint_steps["mid"]]
+
+    def window_noise_scale(self, player: str, n_boot: int = 2000) -> tuple[float, tuple[float, float]] | None:
+        """B_simple = mean tr Σ / mean ‖G‖² over the second half of the run, with a 90% bootstrap interval over
+        its evaluations; None when the mean ‖G‖² is not positive.
+
+        One checkpoint's ‖G‖² swings several-fold between evaluations (the players chase each other), so
+        B_simple at a single evaluation varied 6× across seeds on ring8; McCandlish average both terms over a
+        window of training for the same reason."""
+        trace = np.array([a.trace_sigma[player] for a in self.window()])
+        norm = np.array([a.grad_norm_sq[player] for a in self.window()])
+        if not norm.mean() > 0:
+            return None
+        rng = np.random.default_rng(self.seed)
+        idx = rng.integers(0, len(norm), size=(n_boot, len(norm)))
+        means = norm[idx].mean(1)
+        ratios = trace[idx].mean(1)[means > 0] / means[means > 0]
+        value = float(trace.mean() / norm.mean())
+        lo, hi = np.quantile(ratios, [0.05, 0.95]) if len(ratios) else (value, value)
+        return value, (min(float(lo), value), max(float(hi), value))
+
+    def noise_scales(self) -> dict[str, dict]:
+        out = {}
+        w = self.window()
+        for p in PLAYERS:
+            b = self.window_noise_scale(p)
+            if b is not None:
+                out[p] = {"value": b[0], "interval": list(b[1]), "n": len(w),
+                          "method": f"B_simple = mean tr Σ / mean ‖G‖² over the {len(w)} evaluations from step "
+                                    f"{w[0].step} (midway) to {w[-1].step} (the target), each from two independent "
+                                    f"halves of {self.settings.big_batch} samples; 90% bootstrap interval over the "
+                                    "evaluations"}
+        return out
+
+    def source(self) -> dict:
+        r = self.result
+        return {
+            "preset_config": self.config.to_dict(), "seed": self.seed, "status": r.status,
+            "steps_to_target": r.steps_to_target, "steps_run": r.steps_run, "device": r.device,
+            "checkpoints": self.checkpoint_table(), "settings": self.settings.__dict__,
+            "estimation_seconds": round(self.seconds, 1), "torch": torch.__version__,
+            "rule": "bounds (sigma2, smoothness, grad_bound, cross_lip, dist, h_max) are the largest over the run's "
+                    "checkpoints, h_min the smallest; noise_scale over the second half of the run (midway to target)",
+        }
+
+
+def _pick_checkpoints(snapshots: Sequence[Snapshot]) -> dict[str, int]:
+    """Indices of the start, the evaluation nearest half-way, and the last kept (the first at the target)."""
+    last = len(snapshots) - 1
+    half = snapshots[last].step / 2
+    mid = min(range(last + 1), key=lambda i: abs(snapshots[i].step - half))
+    return {"start": 0, "mid": mid, "first-target": last}
+
+
+def estimate(config: TrainConfig, seed: int = 0, settings: EstimateSettings | None = None,
+             show_progress: bool = False) -> Estimate:
+    """Train the reference run of `config`, then estimate every constant (module docstring)."""
+    s = settings or EstimateSettings()
+    check_settings(s)
+    bar = tqdm(total=config.max_steps, desc="reference run", unit="step", disable=not show_progress)
+    result, snapshots = record_run(config, seed, progress=lambda step, _: bar.update(step - bar.n))
+    bar.close()
+    if result.status not in (REACHED, "not_reached") or not snapshots:
+        raise EmpiricalInputError(f"the reference run diverged at step {result.diverged_at}; no constants to measure "
+                                  "(lower --lr-d/--lr-g or pick another --seed)")
+    start = time.perf_counter()
+    device = resolve_device(config.device)
+    data = load_data(config, device)
+    rng = torch.Generator(device=device).manual_seed(seed + 7_919)  # the estimates' own randomness
+    picks = _pick_checkpoints(snapshots)
+    steps = {k: snapshots[i].step for k, i in picks.items()}
+    est = Estimate(config, seed, result, s, steps, h_bounds=[x.h_bounds for x in snapshots])
+    games = [Game(config, x.generator, x.discriminator, data) for x in snapshots]
+    est.dim = {p: sum(q.numel() for q in games[0].module(p).parameters()) for p in PLAYERS}
+    work = len(games) + len(picks) * 2
+    with tqdm(total=work, desc="estimating constants", unit="task", disable=not show_progress) as bar:
+        for step, game in zip((x.step for x in snapshots), games, strict=True):
+            est.run.append(along_run(game, step, s, rng))
+            bar.update()
+        for k, i in picks.items():
+            for p in PLAYERS:
+                est.sigma2[k, p], est.grad_norm_sq[k, p] = noise(games[i], p, s, rng)
+                est.smooth[k, p] = smoothness(games[i], p, s, rng)
+                bar.update()
+    est.seconds = time.perf_counter() - start
+    return est
+
+
+def check_settings(s: EstimateSettings) -> None:
+    for name in ("samples", "repeats", "hessian_samples", "hessian_repeats", "power_iters", "big_batch", "chunk_size"):
+        value = getattr(s, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise EmpiricalInputError(f"{name.replace('_', '-')} must be a positive integer, got {value!r}")
+    if s.samples < 16:
+        raise EmpiricalInputError(f"samples must be at least 16 (the two-batch estimator uses samples/8), "
+                                  f"got {s.samples}")
+    if s.big_batch < 4:
+        raise EmpiricalInputError(f"big-batch must be at least 4 (two halves), got {s.big_batch}")
+    if not 0.0 <= s.quantile <= 1.0:
+        raise EmpiricalInputError(f"quantile must be in [0, 1], got {s.quantile}")
+    if not s.power_tol > 0:
+        raise EmpiricalInputError(f"power-tol must be positive, got {s.power_tol}")
+
+
+def write(est: Estimate, path: str | Path, preset: str) -> None:
+    """The constants file (schema ttur-constants/1), validated and written atomically by theory.schema."""
+    from theory.schema import write_constants
+
+    epsilon = {family: {"value": value, "method": how} for family, (value, how) in est.epsilon().items()}
+    write_constants(path, est.constants(), {"preset": preset, **est.source()},
+                    epsilon=epsilon, noise_scale=est.noise_scales())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# CLI
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="python -m empirical.constants",
+        description="Train a preset's reference run and estimate the TTUR theory's constants from its gradients; "
+                    "write them as a constants file for python -m theory.critical --constants FILE.",
+    )
+    parser.add_argument("--preset", default="ring8", help=f"one of {', '.join(PRESETS)} (default ring8)")
+    parser.add_argument("--out", default="constants.json", help="the constants file to write (default constants.json)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the reference run and of the estimates")
+    d = EstimateSettings()
+    parser.add_argument("--samples", type=int, default=d.samples, help="samples per noise estimate")
+    parser.add_argument("--repeats", type=int, default=d.repeats, help="independent batches per checkpoint")
+    parser.add_argument("--hessian-samples", type=int, default=d.hessian_samples)
+    parser.add_argument("--big-batch", type=int, default=d.big_batch, help="samples per along-the-run gradient")
+    parser.add_argument("--quantile", type=float, default=d.quantile, help="quantile for grad_bound and cross_lip")
+    parser.add_argument("--float64", action="store_true", help="Hessian power iteration in float64")
+    parser.add_argument("--no-progress", action="store_true")
+    add_config_flags(parser)
+    return parser
+
+
+def _summary(est: Estimate, out: str) -> list[str]:
+    r = est.result
+    reached = (f"reached FID <= {est.config.target_fid:g} at step {r.steps_to_target}" if r.status == REACHED
+               else f"did NOT reach the target in {r.steps_run} steps: constants measured up to the last step")
+    lines = [f"reference run (b = {est.config.batch_size}, seed {est.seed}) {reached}; "
+             f"estimates took {est.seconds:.1f} s",
+             f"{'checkpoint':<13}{'step':>6}" + "".join(f"{h:>12}" for h in (
+                 "σ²_D", "σ²_G", "‖G_D‖²", "‖G_G‖²", "B_simple_D", "B_simple_G", "L_D", "L_G"))]
+    for k, row in est.checkpoint_table().items():
+        cells = [row[f"{n}_{p}"] for n in ("sigma2", "grad_norm_sq", "noise_scale", "smoothness") for p in PLAYERS]
+        lines.append(f"{k:<13}{row['step']:>6}" + "".join(f"{'—':>12}" if v is None else f"{v:>12.4g}" for v in cells))
+    lines.append(f"wrote {out}; next: python -m theory.critical --constants {out} --family sgd-frozen")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = get_preset(args.preset).with_(**config_overrides(args))
+        settings = EstimateSettings(samples=args.samples, repeats=args.repeats, hessian_samples=args.hessian_samples,
+                                    big_batch=args.big_batch, quantile=args.quantile, float64=args.float64)
+        check_settings(settings)
+        out = Path(args.out)
+        if out.is_dir() or not out.parent.is_dir():
+            raise EmpiricalInputError(f"--out {out}: need a file path in an existing folder")
+        est = estimate(config, args.seed, settings, show_progress=not args.no_progress)
+        write(est, out, args.preset)
+    except EmpiricalInputError as error:
+        return fail("python -m empirical.constants", error)
+    except OSError as error:
+        return fail("python -m empirical.constants", f"cannot write {args.out}: {error.strerror or error}")
+    print("\n".join(_summary(est, args.out)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
