@@ -52,6 +52,7 @@ from empirical.gradients import (
     parameter_distance_inf,
     per_sample_gradient_stats,
     player_objective,
+    split_batch_noise_estimate,
     squared_norm,
     top_hessian_eigenvalue,
     two_batch_noise_estimate,
@@ -208,9 +209,8 @@ def along_run(game: Game, step: int, s: EstimateSettings, rng: torch.Generator) 
         module, loss = game.module(p), game.loss(p)
         batch_a, batch_b = game.batch(p, half, rng), game.batch(p, half, rng)
         g_a, g_b = _flat(batch_gradient(module, loss, batch_a)), _flat(batch_gradient(module, loss, batch_b))
-        norm_sq[p], grads[p] = float(g_a @ g_b), (g_a + g_b) / 2
-        # E‖g_A − g_B‖² = 2·tr Σ/h: two independent means of h samples differ only by their noise.
-        trace[p] = half * float((g_a - g_b).square().sum()) / 2
+        trace[p], norm_sq[p] = split_batch_noise_estimate(g_a, g_b, half)
+        grads[p] = (g_a + g_b) / 2
         opponent, cross_loss = game.opponent(p), game.cross_loss(p)
         c_a = _flat(batch_gradient(opponent, cross_loss, game.cross_batch(p, half, rng)))
         c_b = _flat(batch_gradient(opponent, cross_loss, game.cross_batch(p, half, rng)))

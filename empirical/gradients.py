@@ -199,6 +199,19 @@ def two_batch_noise_estimate(sq_norm_small: float, sq_norm_big: float, b_small: 
     return trace_sigma, grad_norm_sq
 
 
+def split_batch_noise_estimate(grad_a: Tensor, grad_b: Tensor, half: int) -> tuple[float, float]:
+    """(tr Σ, ‖G‖²) from the mean gradients of two independent batches of `half` samples each, both unbiased.
+
+    The two means share G and have independent noise of covariance Σ/half: E⟨g_A, g_B⟩ = ‖G‖², and
+    E‖g_A − g_B‖² = 2·tr Σ/half. One batch split in two thus gives both terms of B_simple at the cost of one
+    batch gradient (twice the calls), where McCandlish's estimator needs two batch sizes.
+    """
+    if half < 1:
+        raise ValueError(f"half must be a positive sample count, got {half}")
+    a, b = grad_a.detach().to(torch.float64).flatten(), grad_b.detach().to(torch.float64).flatten()
+    return half * float((a - b).square().sum()) / 2, float(a @ b)
+
+
 def averaged_noise_estimate(
     sq_norms_small: Sequence[float], sq_norms_big: Sequence[float], b_small: int, b_big: int
 ) -> tuple[float, float]:

@@ -18,6 +18,7 @@ from empirical.gradients import (
     per_sample_gradient_stats,
     per_sample_gradient_variance,
     player_objective,
+    split_batch_noise_estimate,
     squared_norm,
     top_hessian_eigenvalue,
     two_batch_noise_estimate,
@@ -132,6 +133,21 @@ def test_two_batch_estimator_is_unbiased_on_linear_regression(seed, d, s):
     assert abs(mean[1] - true_sq) < 4 * se[1]
     # Averaging the squared norms first gives the same mean estimates (both are linear in them).
     assert averaged_noise_estimate(small.tolist(), big.tolist(), b_small, b_big) == pytest.approx(tuple(mean))
+
+
+@settings(max_examples=15)
+@given(seed=st.integers(0, 2**31 - 1), d=st.integers(1, 6), s=st.floats(0.1, 2.0))
+def test_split_batch_estimator_is_unbiased_on_linear_regression(seed, d, s):
+    gen = torch.Generator().manual_seed(seed)
+    delta = torch.randn(d, generator=gen, dtype=torch.float64)
+    true_trace = (d + 1) * float(delta @ delta) + d * s**2
+    repeats, half = 4000, 8
+    a = regression_batch_gradients(delta, s, half, repeats, gen)
+    b = regression_batch_gradients(delta, s, half, repeats, gen)
+    estimates = np.array([split_batch_noise_estimate(x, y, half) for x, y in zip(a, b, strict=True)])
+    mean, se = estimates.mean(0), estimates.std(0, ddof=1) / np.sqrt(repeats)
+    assert abs(mean[0] - true_trace) < 4 * se[0]
+    assert abs(mean[1] - float(delta @ delta)) < 4 * se[1]
 
 
 def test_per_sample_stats_match_the_closed_form_noise_of_linear_regression():
