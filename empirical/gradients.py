@@ -1,6 +1,6 @@
 """Numerical estimators of the TTUR theory's constants from real gradients: noise, smoothness, distances.
 
-Generic functional interface (the GAN wiring comes later). A *player* is an `nn.Module` whose parameters are the
+Generic interface (GAN losses: empirical/objectives.py). A *player* is an `nn.Module` whose parameters are the
 player's; a *loss* is `loss(forward, batch) -> scalar`, the **mean** loss over `batch`, where `forward(*inputs)` runs
 the player with the parameters being measured and `batch` is a tensor or a tuple of tensors sharing a leading batch
 dimension. The per-sample loss of sample i is the same function on the batch of one `batch[i:i+1]`, so one loss
