@@ -29,7 +29,7 @@ from empirical.datasets import load_data
 from empirical.errors import EmpiricalInputError
 from empirical.presets import PRESETS, get_preset
 from empirical.store import Cell, open_store
-from empirical.train import RunResult, train
+from empirical.train import RunResult, resolve_device, train
 
 PROG = "python -m empirical.sweep"
 DEFAULT_BATCH_SIZES = tuple(2**k for k in range(2, 10))  # 4 .. 512
@@ -178,7 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise EmpiricalInputError(f"--workers must be at least 1, got {args.workers}")
         cells = grid(batch_sizes, seeds, lr_scales, optimizers)
         check_cells(base, cells)
-        load_data(base, torch.device("cpu"))  # a missing dataset fails here, in one line, before any worker starts
+        resolve_device(base.device)  # a device this machine lacks, or a missing dataset, fails here in one line,
+        load_data(base, torch.device("cpu"))  # before any worker starts
         bar = None if args.no_progress else tqdm(total=len(cells), desc="runs", unit="run")
 
         def progress(outcome: Outcome, added: bool) -> None:

@@ -89,10 +89,20 @@ class Checkpoint:
 
 
 def resolve_device(name: str) -> torch.device:
-    """"auto" is CUDA when there is a GPU, else CPU; nothing else assumes a GPU."""
+    """"auto" is CUDA when there is a GPU, else CPU; nothing else assumes a GPU. A device this machine lacks is a
+    one-line EmpiricalInputError, not torch's traceback at the first tensor."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise EmpiricalInputError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise EmpiricalInputError(f"device {name!r} asked for, but this torch ({torch.__version__}) sees no CUDA GPU; "
+                                  "use --device auto or cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise EmpiricalInputError(f"device {name!r} does not exist: {torch.cuda.device_count()} CUDA GPU(s) seen")
+    return device
 
 
 def build_models(config: TrainConfig, channels: int) -> tuple[nn.Module, nn.Module]:

@@ -96,6 +96,7 @@ def test_cli_writes_a_file_that_theory_critical_reads(tmp_path, capsys):
     (["--preset", "nope"], "unknown preset"),
     (["--lr-d", "-1"], "lr_d must be a positive finite number"),
     (["--out", "/nonexistent-folder/c.json"], "need a file path in an existing folder"),
+    (["--device", "cuda:999"], "device 'cuda:999'"),
 ])
 def test_bad_input_is_one_line(flags, message, capsys):
     assert constants.main([*FLAGS, *flags]) == 2

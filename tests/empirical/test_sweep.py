@@ -109,6 +109,8 @@ def test_a_diverged_run_is_recorded_and_the_sweep_goes_on(tmp_path):
     (["--preset", "nope"], "unknown preset"),
     (["--max-steps", "-3"], "max_steps must be a positive integer"),
     (["--learning-rate", "1"], "unrecognized arguments"),
+    (["--device", "cuda:999"], "device 'cuda:999'"),  # no machine has it: no GPU, or too few
+    (["--device", "tpu9"], "unknown device 'tpu9'"),
 ])
 def test_bad_flags_give_one_line_and_write_nothing(tmp_path, capsys, bad, message):
     out = tmp_path / "out"
