@@ -12,9 +12,10 @@ drawn from their own generator, so measuring never changes the run:
   (cross_lip), tr Σ from the difference of the halves, the distance travelled (dist), the optimizer's
   preconditioner (h_min, h_max) and the loss (gap);
 - at three checkpoints, the start, midway and the first evaluation at the target: the per-sample gradient variance
-  σ² = tr Σ and ‖G‖² (torch.func per-sample gradients; McCandlish's two-batch estimator when BatchNorm in train mode
-  couples the samples), B_simple = tr Σ / ‖G‖², and L = the largest |eigenvalue| of each player's Hessian (power
-  iteration), each over `repeats` independent batches, whose range is the interval written to the file.
+  σ² = tr Σ and ‖G‖² (exact per-sample gradients, from layer hooks or torch.func; McCandlish's two-batch
+  estimator when BatchNorm in train mode couples the samples), B_simple = tr Σ / ‖G‖², and L = the largest
+  |eigenvalue| of each player's Hessian (power iteration), each over `repeats` independent batches, whose range
+  is the interval written to the file.
 
 Which value goes into the file: the theory's constants are bounds assumed to hold at every iterate, so each is the
 worst over the checkpoints (the largest σ², L, G, M, dist and h_max; the smallest h_min). The noise scale is a local
@@ -60,6 +61,7 @@ from empirical.gradients import (
 from empirical.objectives import Game, has_train_mode_batchnorm
 from empirical.optimizers import GAN_BETAS, second_moment_bounds
 from empirical.presets import PRESETS, get_preset
+from empirical.sample_norms import HooksUnsupported
 from empirical.train import REACHED, Checkpoint, RunResult, resolve_device, train
 
 PLAYERS = ("D", "G")
@@ -159,12 +161,19 @@ def noise(game: Game, player: str, s: EstimateSettings, rng: torch.Generator) ->
             traces.append(trace)
             norms.append(norm_sq)
     else:
-        method = f"per-sample gradients (torch.func vmap(grad)) over {s.samples} samples"
         frozen = [game.discriminator] if player == "G" else []
+        how = "hooks"  # exact per-sample norms from layer hooks where they apply, else torch.func vmap(grad)
         for _ in range(s.repeats):
-            stats = per_sample_gradient_stats(module, loss, game.batch(player, s.samples, rng), s.chunk_size, frozen)
+            batch = game.batch(player, s.samples, rng)
+            try:
+                stats = per_sample_gradient_stats(module, loss, batch, s.chunk_size, frozen, method=how)
+            except HooksUnsupported:
+                how = "vmap"
+                stats = per_sample_gradient_stats(module, loss, batch, s.chunk_size, frozen, method=how)
             traces.append(stats.trace_sigma)
             norms.append(stats.grad_norm_sq)
+        tool = "layer hooks, empirical/sample_norms.py" if how == "hooks" else "torch.func vmap(grad)"
+        method = f"exact per-sample gradients ({tool}) over {s.samples} samples"
     return Repeated(tuple(traces), method), Repeated(tuple(norms), method)
 
 
