@@ -62,7 +62,8 @@ from empirical.objectives import Game, has_train_mode_batchnorm
 from empirical.optimizers import GAN_BETAS, second_moment_bounds
 from empirical.presets import PRESETS, get_preset
 from empirical.sample_norms import HooksUnsupported
-from empirical.train import REACHED, Checkpoint, RunResult, resolve_device, train
+from empirical.train import DIVERGED, REACHED, Checkpoint, RunResult, resolve_device, train
+from theory.errors import TheoryInputError
 
 PLAYERS = ("D", "G")
 CHECKPOINTS = ("start", "mid", "first-target")
@@ -347,14 +348,14 @@ class Estimate:
 
     def window_noise_scale(self, player: str, n_boot: int = 2000) -> tuple[float, tuple[float, float]] | None:
         """B_simple = mean tr Σ / mean ‖G‖² over the second half of the run, with a 90% bootstrap interval over
-        its evaluations; None when the mean ‖G‖² is not positive.
+        its evaluations; None when either mean is not positive.
 
         One checkpoint's ‖G‖² swings several-fold between evaluations (the players chase each other), so
         B_simple at a single evaluation varied 6× across seeds on ring8; McCandlish average both terms over a
         window of training for the same reason."""
         trace = np.array([a.trace_sigma[player] for a in self.window()])
         norm = np.array([a.grad_norm_sq[player] for a in self.window()])
-        if not norm.mean() > 0:
+        if not (norm.mean() > 0 and trace.mean() > 0):  # noise or signal unresolved at this many samples
             return None
         rng = np.random.default_rng(self.seed)
         idx = rng.integers(0, len(norm), size=(n_boot, len(norm)))
@@ -405,7 +406,7 @@ def estimate(config: TrainConfig, seed: int = 0, settings: EstimateSettings | No
     bar = tqdm(total=config.max_steps, desc="reference run", unit="step", disable=not show_progress)
     result, snapshots = record_run(config, seed, progress=lambda step, _: bar.update(step - bar.n))
     bar.close()
-    if result.status not in (REACHED, "not_reached") or not snapshots:
+    if result.status == DIVERGED or not snapshots:
         raise EmpiricalInputError(f"the reference run diverged at step {result.diverged_at}; no constants to measure "
                                   "(lower --lr-d/--lr-g or pick another --seed)")
     start = time.perf_counter()
@@ -512,6 +513,8 @@ def main(argv: list[str] | None = None) -> int:
         return fail("python -m empirical.constants", error)
     except OSError as error:
         return fail("python -m empirical.constants", f"cannot write {args.out}: {error.strerror or error}")
+    except TheoryInputError as error:  # an estimate the schema refuses (e.g. not finite): nothing is written
+        return fail("python -m empirical.constants", f"the estimates do not make a valid constants file: {error}")
     print("\n".join(_summary(est, args.out)))
     return 0
 
