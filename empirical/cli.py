@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from dataclasses import fields
 from typing import NoReturn
 
@@ -17,22 +18,45 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+_NONE = object()  # what an optional field's flag parses "none" to: reset the field to None
+
+
+def _flag_type(annotation: str) -> Callable[[str], object]:
+    """The parser of a field's flag; a field that may be None also takes the word "none" (e.g. --data-limit none)."""
+    kind = {"int": int, "float": float}.get(annotation.replace(" | None", ""), str)
+    if not annotation.endswith("| None"):
+        return kind
+
+    def parse(text: str) -> object:
+        return _NONE if text.strip().lower() == "none" else kind(text)
+
+    parse.__name__ = kind.__name__  # argparse names it in "invalid int value: ..."
+    return parse
+
+
 def add_config_flags(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = ()) -> None:
     """One flag per TrainConfig field (--lr-d, --eval-every, ...), None unless given; listed in the epilog."""
     names = []
     for f in fields(TrainConfig):
         if f.name in exclude:
             continue
-        kind = {"int": int, "float": float}.get(str(f.type).replace(" | None", ""), str)
         flag = "--" + f.name.replace("_", "-")
-        parser.add_argument(flag, dest=f.name, type=kind, default=None, help=argparse.SUPPRESS)
+        parser.add_argument(flag, dest=f.name, type=_flag_type(str(f.type)), default=None, help=argparse.SUPPRESS)
         names.append(flag)
-    parser.epilog = "Config flags (defaults from the preset): " + " ".join(names)
+    parser.epilog = (
+        "Config flags (defaults from the preset): " + " ".join(names) + ". A field that may be unset takes "
+        "'none' (--data-limit none). --lr-d or --lr-g without --lr-table drops the preset's learning-rate table: "
+        "explicit rates win, for every optimizer."
+    )
 
 
 def config_overrides(args: argparse.Namespace) -> dict:
-    """The config fields given on the command line."""
-    return {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
+    """The config fields given on the command line. Explicit --lr-d/--lr-g without --lr-table also set lr_table to
+    None, so the given rates are used instead of a preset's per-optimizer table (which would refuse them)."""
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
+    if {"lr_d", "lr_g"} & given.keys() and "lr_table" not in given:
+        given["lr_table"] = None
+    return {name: None if value is _NONE else value for name, value in given.items()}
 
 
 def fail(prog: str, message: object, status: int = 2) -> int:

@@ -6,11 +6,15 @@ first-order oracle of the theory: each step sees b fresh independent samples, wh
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import torch
 
 from empirical.config import TrainConfig
 from empirical.digits import load_digits
 from empirical.errors import EmpiricalInputError
+from empirical.features import cache_dir
 from empirical.mixtures import Mixture, get_mixture
 
 
@@ -60,8 +64,35 @@ def load_data(config: TrainConfig, device: torch.device) -> MixtureData | Tensor
         return TensorData(load_digits(config.image_size)[0], device)
     from empirical.images import load_cifar10, load_image_folder
 
+    check_data_path(config)
     if config.data == "cifar10":
         return TensorData(load_cifar10(config.data_path, size=config.image_size), device)
     if config.data == "folder":
-        return TensorData(load_image_folder(config.data_path, size=config.image_size), device)
+        images = load_image_folder(config.data_path, size=config.image_size, limit=config.data_limit,
+                                   cache_path=folder_cache_path(config))
+        return TensorData(images, device)
     raise EmpiricalInputError(f"unknown data {config.data!r}")
+
+
+def check_data_path(config: TrainConfig) -> None:
+    """A missing data folder is a one-line error saying what to put there (a preset's default path names its data
+    set, docs/paper-presets.md) or that --data-path points elsewhere; nothing is downloaded."""
+    path = Path(config.data_path)
+    if path.exists():
+        return
+    from empirical.presets import DATA_HINTS
+
+    generic = "the CIFAR-10 python-pickle folder cifar-10-batches-py" if config.data == "cifar10" else "the images"
+    what = DATA_HINTS.get(config.data_path, generic)
+    where = "" if path.is_absolute() else f" (relative to {Path.cwd()})"
+    raise EmpiricalInputError(f"data folder {path}{where} does not exist: put {what} there, or pass --data-path DIR "
+                              "(see docs/paper-presets.md)")
+
+
+def folder_cache_path(config: TrainConfig) -> Path:
+    """Where a folder's decoded images are kept ($TTUR_CACHE_DIR/images, N·3·s² bytes): each run of a sweep, and
+    each worker, then reads one .npy instead of decoding every file again. load_image_folder checks the file's key
+    (folder, size, limit, file names), so a changed folder is decoded afresh."""
+    folder = Path(config.data_path).resolve()
+    digest = hashlib.sha256(str(folder).encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    return cache_dir() / "images" / f"{folder.name}-{config.image_size}px-{config.data_limit or 'all'}-{digest}.npy"

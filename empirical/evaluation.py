@@ -25,7 +25,7 @@ def _reference_fields(config: TrainConfig) -> TrainConfig:
     lru_cache keys on its arguments, so runs that differ only in batch size, learning rates, ... share one entry.
     """
     defaults = TrainConfig()
-    keep = ("data", "data_path", "image_size", "features", "feature_weights", "n_reference")
+    keep = ("data", "data_path", "data_limit", "image_size", "features", "feature_weights", "n_reference")
     return defaults.with_(model=config.model, **{name: getattr(config, name) for name in keep})
 
 

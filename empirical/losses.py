@@ -25,13 +25,18 @@ def discriminator_loss(
     fake: torch.Tensor,
     generator: torch.Generator,
     gp_weight: float = 10.0,
+    penalty_discriminator: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """L_D on a real and a (detached) fake batch; also returns D's outputs on both (for the balance ratio)."""
+    """L_D on a real and a (detached) fake batch; also returns D's outputs on both (for the balance ratio).
+
+    `penalty_discriminator` (default: `discriminator`) is the module the gradient penalty differentiates through:
+    the same parameters uncompiled, when `discriminator` is a torch.compile'd module (compiled graphs do not support
+    the penalty's double backward)."""
     d_real, d_fake = discriminator(real), discriminator(fake)
     if loss == "bce":
         return F.softplus(-d_real).mean() + F.softplus(d_fake).mean(), d_real, d_fake
     if loss == "wgan-gp":
-        penalty = gradient_penalty(discriminator, real, fake, generator)
+        penalty = gradient_penalty(penalty_discriminator or discriminator, real, fake, generator)
         return d_fake.mean() - d_real.mean() + gp_weight * penalty, d_real, d_fake
     raise EmpiricalInputError(f"unknown loss {loss!r}; expected one of {', '.join(LOSSES)}")
 

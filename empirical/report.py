@@ -116,8 +116,10 @@ class ConstantsChoice:
 
 
 # Fields of a run's config that do not change what the constants describe: the grid's own axes (batch size,
-# optimizer, learning rates: the report puts each group's α into the theory itself) and how often/long it evaluates.
-_FREE_FIELDS = {"batch_size", "optimizer", "lr_d", "lr_g", "device", "max_steps", "eval_every"}
+# optimizer, learning rates or their table: the report puts each group's α into the theory itself) and how
+# often/long it evaluates.
+_FREE_FIELDS = {"batch_size", "optimizer", "lr_d", "lr_g", "lr_table", "device", "max_steps", "eval_every",
+                "eval_growth"}
 
 
 def choose_constants(constants_file: str | None, preset: str, base: TrainConfig) -> ConstantsChoice:
@@ -133,7 +135,9 @@ def choose_constants(constants_file: str | None, preset: str, base: TrainConfig)
                                "and pass --constants FILE for a prediction.")
     measured = load_measured(preset)
     config = measured.source.get("preset_config", {})
-    differ = sorted(k for k, v in base.to_dict().items() if k not in _FREE_FIELDS and config.get(k) != v)
+    defaults = TrainConfig().to_dict()  # a field the file predates was measured at its default
+    differ = sorted(k for k, v in base.to_dict().items()
+                    if k not in _FREE_FIELDS and config.get(k, defaults[k]) != v)
     if differ:
         return ConstantsChoice(None, "family defaults (illustrative)",
                                f"The constants shipped for {preset} were measured for another config "
@@ -253,6 +257,14 @@ def verdict(group: GroupAnalysis) -> list[str]:
     return lines
 
 
+def _schedule(base: TrainConfig) -> str:
+    """The evaluation schedule in words (eval_growth > 0: growing steps, empirical.train.next_evaluation)."""
+    if not base.eval_growth:
+        return f"every {base.eval_every} steps"
+    return (f"at multiples of {base.eval_every} steps, each at least {1 + base.eval_growth:g}× the previous "
+            f"evaluation's step (K known to within {base.eval_growth:.0%} + {base.eval_every}/K)")
+
+
 def render_markdown(folder: Path, preset: str, base: TrainConfig, groups: Sequence[GroupAnalysis],
                     theory: dict[tuple[str, float], list[TheoryPrediction]], figures: dict[str, str],
                     choice: ConstantsChoice | None = None, noise: NoisePrediction | None = None) -> str:
@@ -261,7 +273,7 @@ def render_markdown(folder: Path, preset: str, base: TrainConfig, groups: Sequen
         f"# Batch-size sweep: {preset}",
         "",
         f"Folder `{folder}`. Target: FID ≤ {base.target_fid:g} on n = {base.n_eval} samples ({base.features} "
-        f"features), evaluated every {base.eval_every} steps, at most {base.max_steps} steps. Model {base.model} "
+        f"features), evaluated {_schedule(base)}, at most {base.max_steps} steps. Model {base.model} "
         f"(width {base.width}), loss {base.loss}, data {base.data}. K = steps to the target (one D step and one "
         "G step per step), SFO = K·b. Intervals are 90% bootstrap intervals over seeds.",
         "",

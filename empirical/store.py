@@ -20,7 +20,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from empirical.config import TrainConfig
+from empirical.config import TrainConfig, config_from_dict
 from empirical.errors import EmpiricalInputError
 from empirical.train import EvalPoint, RunResult
 
@@ -73,9 +73,15 @@ class Cell:
     optimizer: str = "adam"
 
     def config(self, base: TrainConfig) -> TrainConfig:
-        """The run's config: the sweep's base config at this batch size, optimizer, and α_D, α_G × lr_scale."""
-        return base.with_(batch_size=self.batch_size, optimizer=self.optimizer,
-                          lr_d=base.lr_d * self.lr_scale, lr_g=base.lr_g * self.lr_scale)
+        """The run's config: the sweep's base config at this batch size and optimizer, with α_D, α_G × lr_scale.
+
+        α_D, α_G are the base's lr_table entry for this optimizer when it has a table, else its lr_d, lr_g. The
+        run's config states the resolved rates with lr_table None (lr_scale moves them off the table's values);
+        the folder's base config keeps the table's name.
+        """
+        lr_d, lr_g = base.rates_for(self.optimizer)
+        return base.with_(batch_size=self.batch_size, optimizer=self.optimizer, lr_table=None,
+                          lr_d=lr_d * self.lr_scale, lr_g=lr_g * self.lr_scale)
 
 
 @dataclass(frozen=True)
@@ -98,7 +104,8 @@ class RunRow:
 
 
 def _base_key(config: TrainConfig) -> dict:
-    """What must match for runs to belong in one folder: everything but the grid's own axes."""
+    """What must match for runs to belong in one folder: everything but the grid's own axes. (A stored config is
+    read with :func:`config_from_dict`, so a field added since the folder was made compares at its default.)"""
     d = config.to_dict()
     for name in ("batch_size", "optimizer"):
         d.pop(name)
@@ -131,8 +138,8 @@ class Store:
         return None if row is None else row[0]
 
     def base_config(self) -> TrainConfig:
-        d = json.loads(self.meta("base_config"))
-        return TrainConfig(**d)
+        """The config the folder was made for (fields added since take their defaults)."""
+        return config_from_dict(json.loads(self.meta("base_config")))
 
     # -- runs ---------------------------------------------------------------------------------------------------
     def finished(self) -> set[Cell]:

@@ -2,14 +2,19 @@
 
     python -m empirical.sweep --preset ring8 --out runs/ring8 [--batch-sizes 4,8,...,512] [--seeds 0,1,2]
                               [--lr-scale 0.25,0.5,1,2,4] [--optimizers adam] [--workers 2] [--export-csv]
+                              [--backend ray [--address auto] [--ray-cpus 1] [--ray-gpus 0.25] ...]
 
 Each cell runs in a worker process with one thread, so a cell's result does not depend on --workers. The parent
 alone writes to the folder's SQLite store (empirical/store.py) as runs finish; running the same command again
 skips finished cells, so a killed sweep resumes where it stopped. Then: python -m empirical.report OUT.
+--backend ray runs the cells as Ray tasks instead, on this machine or a cluster (empirical/ray_backend.py,
+docs/cluster.md); the parent still alone writes the store.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import multiprocessing
 import os
 import sqlite3
@@ -21,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from empirical.cli import OneLineParser, add_config_flags, config_overrides, fail
@@ -54,8 +60,15 @@ def check_cells(base: TrainConfig, cells: Sequence[Cell]) -> None:
         cell.config(base)
 
 
+def limit_threads(threads: int) -> None:
+    """torch and the BLAS under numpy/scipy (FID's eigendecompositions) on `threads` threads each: workers that each
+    spawn a thread per core oversubscribe the machine (a 2048-d FID took 15x longer under load)."""
+    torch.set_num_threads(threads)
+    threadpool_limits(threads)
+
+
 def _init_worker() -> None:
-    torch.set_num_threads(1)  # one core per run; also makes a run's floating-point result independent of --workers
+    limit_threads(1)  # one core per run; also makes a run's floating-point result independent of --workers
 
 
 def run_cell(base: TrainConfig, cell: Cell) -> RunResult:
@@ -68,6 +81,9 @@ class Outcome:
     cell: Cell
     result: RunResult | None
     error: str | None = None
+
+
+Executor = Callable[[TrainConfig, Sequence[Cell]], Iterator[Outcome]]  # execute, or ray_backend.execute_ray
 
 
 def execute(base: TrainConfig, cells: Sequence[Cell], workers: int) -> Iterator[Outcome]:
@@ -100,22 +116,25 @@ def sweep(
     *,
     preset: str = "custom",
     workers: int = 1,
+    executor: Executor | None = None,
     on_start: Callable[[int], None] | None = None,
     on_outcome: Callable[[Outcome, bool], None] | None = None,
 ) -> tuple[int, list[Outcome]]:
     """Run the cells not yet in `out`'s store; return (runs added, failed outcomes).
 
+    `executor(base, todo)` runs them (default: `execute` on `workers` processes); only this process writes the store.
     For progress reporting, `on_start(n_already_done)` is called once, and `on_outcome(outcome, added)` after
     each run is stored (or failed).
     """
     check_cells(base, cells)
+    run = executor or (lambda base, todo: execute(base, todo, workers))
     with open_store(out, base, preset) as store:
         finished = store.finished()
         todo = [c for c in cells if c not in finished]
         if on_start is not None:
             on_start(len(cells) - len(todo))
         added, failed = 0, []
-        for outcome in execute(base, todo, workers) if todo else ():
+        for outcome in run(base, todo) if todo else ():
             new = False
             if outcome.result is not None:
                 new = store.add(outcome.cell, outcome.result)
@@ -152,9 +171,20 @@ def _parser() -> OneLineParser:
     parser.add_argument("--seeds", default=",".join(map(str, DEFAULT_SEEDS)))
     parser.add_argument("--lr-scale", default="1", help="multipliers of both α_D and α_G, e.g. 0.25,0.5,1,2,4")
     parser.add_argument("--optimizers", default=None, help="comma-separated (default: the preset's)")
-    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)), help="processes (default: cores)")
+    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)),
+                        help="processes (default: cores); with --backend ray, the CPUs of a local Ray instance")
     parser.add_argument("--export-csv", action="store_true", help="write runs.csv and history.csv into --out")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--backend", choices=("local", "ray"), default="local",
+                        help="local: a process pool (default); ray: Ray tasks, local or on a cluster (docs/cluster.md)")
+    parser.add_argument("--address", help="ray: auto (the running cluster), host:port or ray://host:port "
+                                           "(default: start a local instance of --workers CPUs)")
+    parser.add_argument("--ray-cpus", type=float, help="ray: CPUs per run, also its torch threads (default 1)")
+    parser.add_argument("--ray-gpus", type=float, help="ray: GPUs per run, fractions allowed (default: 1 if --device "
+                                                       "is not cpu and the cluster has GPUs, else 0)")
+    parser.add_argument("--ray-max-retries", type=int, help="ray: reruns of a run whose worker died (default 3)")
+    parser.add_argument("--ray-runtime-env", metavar="JSON",
+                        help='ray: a runtime_env object, e.g. \'{"working_dir": "."}\' or \'{"py_modules": [...]}\'')
     add_config_flags(parser, exclude=("batch_size", "optimizer"))
     return parser
 
@@ -163,6 +193,24 @@ def _positive(values: list, name: str) -> list:
     if any(v <= 0 for v in values):
         raise EmpiricalInputError(f"--{name} must be positive, got {values}")
     return values
+
+
+RAY_FLAGS = ("address", "ray_cpus", "ray_gpus", "ray_max_retries", "ray_runtime_env")
+
+
+def _ray_executor(args: argparse.Namespace) -> Executor:
+    """The Ray backend per the flags (Ray and the address are checked now, before anything is written)."""
+    from empirical.ray_backend import RayOptions, ray_executor
+
+    try:
+        runtime_env = None if args.ray_runtime_env is None else json.loads(args.ray_runtime_env)
+    except json.JSONDecodeError as error:
+        raise EmpiricalInputError(f"--ray-runtime-env is not valid JSON ({error})") from None
+    if runtime_env is not None and not isinstance(runtime_env, dict):
+        raise EmpiricalInputError(f"--ray-runtime-env must be a JSON object, got {args.ray_runtime_env!r}")
+    given = {"cpus": args.ray_cpus, "gpus": args.ray_gpus, "max_retries": args.ray_max_retries}
+    return ray_executor(RayOptions(address=args.address, runtime_env=runtime_env, local_cpus=args.workers,
+                                   **{k: v for k, v in given.items() if v is not None}))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -176,10 +224,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         optimizers = _list(str, "optimizers")(args.optimizers) if args.optimizers else [base.optimizer]
         if args.workers < 1:
             raise EmpiricalInputError(f"--workers must be at least 1, got {args.workers}")
+        if args.backend == "local" and (flags := [n for n in RAY_FLAGS if getattr(args, n) is not None]):
+            raise EmpiricalInputError(f"--{flags[0].replace('_', '-')} needs --backend ray")
         cells = grid(batch_sizes, seeds, lr_scales, optimizers)
         check_cells(base, cells)
-        resolve_device(base.device)  # a device this machine lacks, or a missing dataset, fails here in one line,
-        load_data(base, torch.device("cpu"))  # before any worker starts
+        executor = _ray_executor(args) if args.backend == "ray" else None
+        if args.backend == "local" or args.address is None:  # a cluster's nodes, not this one, need the device and data
+            resolve_device(base.device)  # a device this machine lacks, or a missing dataset, fails here in one line,
+            load_data(base, torch.device("cpu"))  # before any worker starts
         bar = None if args.no_progress else tqdm(total=len(cells), desc="runs", unit="run")
 
         def progress(outcome: Outcome, added: bool) -> None:
@@ -188,11 +240,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"K={r.steps_to_target}" if r.status == "reached" else r.status))
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix_str(f"running {min(args.workers, bar.total - bar.n)}, last {note}")
+                running = f"running {min(args.workers, bar.total - bar.n)}, " if args.backend == "local" else ""
+                bar.set_postfix_str(f"{running}last {note}")
             if r is None:
                 tqdm.write(f"{PROG}: run failed, sweep goes on: {note}: {outcome.error}", file=sys.stderr)
 
-        added, failed = sweep(base, cells, args.out, preset=args.preset, workers=args.workers,
+        added, failed = sweep(base, cells, args.out, preset=args.preset, workers=args.workers, executor=executor,
                               on_start=None if bar is None else bar.update, on_outcome=progress)
         if bar is not None:
             bar.close()

@@ -1,11 +1,14 @@
-"""One TTUR training run as a pure function of (config, seed): FID every eval_every steps, stop at the target.
+"""One TTUR training run as a pure function of (config, seed): FID on a schedule of steps, stop at the target.
 
     python -m empirical.train --preset ring8 --batch-size 64 --seed 0
 
 One iteration is n_critic discriminator steps then one generator step, each on b samples (the protocol of the
 official TTUR scripts); its SFO cost is counted as b per iteration, as in the paper (N = K·b). K, the steps-to-target,
-is the first evaluated step whose FID, on n_eval samples, is at or below the target. A run whose losses or
-parameters become NaN/inf stops and is returned as `diverged`; train() never raises for it.
+is the first evaluated step whose FID, on n_eval samples, is at or below the target. Evaluations fall every
+eval_every steps, or, with eval_growth g > 0, at multiples of eval_every at least (1 + g)× the previous evaluation's
+step (see :func:`next_evaluation`), so K is known to a relative error of at most g + eval_every/K at a cost of
+about log(K)/g evaluations instead of K/eval_every. A run whose losses or parameters become NaN/inf stops and is
+returned as `diverged`; train() never raises for it.
 """
 
 from __future__ import annotations
@@ -119,6 +122,30 @@ def build_models(config: TrainConfig, channels: int) -> tuple[nn.Module, nn.Modu
     return g, d
 
 
+def training_modules(config: TrainConfig, g: nn.Module, d: nn.Module) -> tuple[nn.Module, nn.Module]:
+    """The generator and discriminator the training steps call: torch.compile'd per config.compile, sharing the
+    eager modules' parameters (evaluation, the balance ratio and the gradient penalty use the eager ones)."""
+    if config.compile == "none":
+        return g, d
+    return torch.compile(g, mode=config.compile), torch.compile(d, mode=config.compile)
+
+
+def next_evaluation(previous: int, eval_every: int, eval_growth: float = 0.0) -> int:
+    """The step of the evaluation after the one at `previous`: the first multiple of eval_every above `previous`
+    that is at least (1 + eval_growth)·previous (eval_growth 0: previous + eval_every, a fixed interval)."""
+    # The 1e-9 (in units of eval_every) absorbs float round-off, e.g. 100 × 1.1 / 10 = 11.000000000000002.
+    grown = math.ceil(previous * (1.0 + eval_growth) / eval_every - 1e-9)
+    return eval_every * max(previous // eval_every + 1, grown)
+
+
+def evaluation_steps(config: TrainConfig) -> list[int]:
+    """Every step a run of this config evaluates at if it never stops early: 0, the schedule, and max_steps."""
+    steps = [0]
+    while steps[-1] < config.max_steps:
+        steps.append(min(next_evaluation(steps[-1], config.eval_every, config.eval_growth), config.max_steps))
+    return steps
+
+
 def _grad_norm(module: nn.Module) -> torch.Tensor:
     grads = [p.grad for p in module.parameters() if p.grad is not None]
     return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
@@ -158,10 +185,11 @@ def train(
     """Train until the FID target is met (status "reached"), max_steps pass, or the run diverges.
 
     Deterministic: the model initialisation, the training minibatches and noise, and the evaluation noise come from
-    three generators seeded by `seed`, so the trajectory does not depend on eval_every or n_eval, and the same
-    config, seed and device give the same K. `progress(step, point)` is called after every step (point at evaluations);
-    `observe(checkpoint)` at every evaluation, step 0 included, with the models and optimizers (empirical.constants
-    measures gradients there; it must draw its own randomness so that the trajectory stays the same).
+    three generators seeded by `seed`, so the trajectory does not depend on the evaluation schedule (eval_every,
+    eval_growth) or n_eval, and the same config, seed and device give the same K. `progress(step, point)` is called
+    after every step (point at evaluations); `observe(checkpoint)` at every evaluation, step 0 included, with the
+    models and optimizers (empirical.constants measures gradients there; it must draw its own randomness so that the
+    trajectory stays the same).
     """
     device = resolve_device(config.device)
     start = time.perf_counter()
@@ -182,6 +210,11 @@ def train(
     sum_g = torch.zeros((), device=device)
     count = 0
     status, reached_at, diverged_at, step = NOT_REACHED, None, None, 0
+    next_eval = next_evaluation(0, config.eval_every, config.eval_growth)
+    g_step, d_step = training_modules(config, g, d)
+    # bf16 autocast covers the forward passes of the training steps only; backward runs outside it, as
+    # torch.autocast recommends, and the parameters, optimizer states and gradients stay fp32.
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
 
     def evaluation(
         step: int, real: torch.Tensor | None, z: torch.Tensor | None, d_fake: torch.Tensor | None
@@ -219,17 +252,19 @@ def train(
             z = torch.randn(b, config.z_dim, generator=rng, device=device)
             # The last critic step's fake keeps its graph: the G step reuses it (one G forward per iteration,
             # as in the DCGAN example the official scripts build on).
-            with torch.set_grad_enabled(critic_step == config.n_critic - 1):
-                fake = g(z)
-            loss_d, _, _ = discriminator_loss(config.loss, d, real, fake.detach(), rng, config.gp_weight)
+            with autocast:
+                with torch.set_grad_enabled(critic_step == config.n_critic - 1):
+                    fake = g_step(z)
+                loss_d, _, _ = discriminator_loss(config.loss, d_step, real, fake.detach(), rng, config.gp_weight, d)
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()
-        at_eval = step % config.eval_every == 0 or step == config.max_steps
+        at_eval = step == next_eval or step == config.max_steps
         if at_eval:
             grad_norm_d = _grad_norm(d)
-        d_fake = d(fake)
-        loss_g = generator_loss(config.loss, d_fake)
+        with autocast:
+            d_fake = d_step(fake)
+            loss_g = generator_loss(config.loss, d_fake)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
@@ -241,8 +276,9 @@ def train(
             if not (math.isfinite(float(sum_d)) and math.isfinite(float(sum_g)) and _finite_parameters(g, d)):
                 status, diverged_at = DIVERGED, step
                 break
-            point = evaluation(step, real, z, d_fake.detach())
+            point = evaluation(step, real, z, d_fake.detach().float())
             record(point)
+            next_eval = next_evaluation(step, config.eval_every, config.eval_growth)
             sum_d.zero_()
             sum_g.zero_()
             count = 0

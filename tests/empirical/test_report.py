@@ -150,6 +150,28 @@ def test_shipped_constants_are_used_only_for_the_config_they_describe(tmp_path):
     assert report.choose_constants(None, "custom", ring8).file is None
 
 
+@pytest.mark.parametrize("preset", ["ring8", "grid25", "digits"])
+def test_the_shipped_constants_match_their_presets(preset):
+    from empirical.presets import get_preset
+
+    assert report.choose_constants(None, preset, get_preset(preset)).file is not None
+
+
+def test_a_field_missing_from_a_constants_files_config_compares_at_its_default(monkeypatch):
+    # A file written before a config field existed was measured at that field's default.
+    import dataclasses
+
+    from empirical.presets import get_preset
+    from theory.measured import load_measured
+
+    ring8, shipped = get_preset("ring8"), load_measured("ring8")
+    older = {k: v for k, v in shipped.source["preset_config"].items() if k not in ("depth", "d_norm", "eval_growth")}
+    monkeypatch.setattr(report, "load_measured", lambda preset: dataclasses.replace(
+        shipped, source={**shipped.source, "preset_config": older}))
+    assert report.choose_constants(None, "ring8", ring8).file is not None  # depth 3, d_norm batch: the defaults
+    assert "depth differ" in report.choose_constants(None, "ring8", ring8.with_(depth=2)).note
+
+
 def test_a_local_dip_in_the_sfo_is_not_called_a_minimum(tmp_path):
     ks = {4: 100, 8: 120, 16: 130, 32: 60}  # SFO 400, 960, 2080, 1920: smallest at b = 4, a dip from 16 to 32
     with open_store(tmp_path, BASE, "ring8") as store:

@@ -1,12 +1,13 @@
 """The sweep store: one transaction per run, no duplicates, refusal of foreign configs and corrupt files."""
 
+import json
 import math
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from empirical.config import TrainConfig
+from empirical.config import TrainConfig, config_from_dict
 from empirical.errors import EmpiricalInputError
 from empirical.store import DB_NAME, Cell, open_store, read_store
 from empirical.train import EvalPoint, RunResult
@@ -64,6 +65,36 @@ def test_another_config_in_the_same_folder_is_refused(tmp_path):
         open_store(tmp_path, BASE.with_(target_fid=6.0), "ring8")
     # the grid's own axes (batch size, optimizer) may differ
     open_store(tmp_path, BASE.with_(batch_size=512, optimizer="rmsprop"), "ring8").close()
+
+
+NEW_FIELDS = ("data_limit", "lr_table", "eval_growth")  # added after sweep folders had been written
+
+
+def test_a_folder_written_before_new_config_fields_still_opens(tmp_path):
+    open_store(tmp_path, BASE, "ring8").close()
+    old = {k: v for k, v in BASE.to_dict().items() if k not in NEW_FIELDS}
+    with sqlite3.connect(tmp_path / DB_NAME) as db:  # as an older version wrote it
+        db.execute("UPDATE meta SET value = ? WHERE key = 'base_config'", (json.dumps(old, sort_keys=True),))
+    with open_store(tmp_path, BASE, "ring8") as store:  # the same settings: accepted, missing keys at defaults
+        assert store.base_config() == BASE
+    with read_store(tmp_path) as store:
+        assert store.base_config() == BASE
+    with pytest.raises(EmpiricalInputError, match=r"another config \(eval_growth 0.0 -> 0.1\)"):
+        open_store(tmp_path, BASE.with_(eval_growth=0.1), "ring8")
+
+
+def test_a_stored_config_with_a_field_this_version_lacks_is_one_line():
+    with pytest.raises(EmpiricalInputError, match="unknown field.* colour: it was written by another version"):
+        config_from_dict({**BASE.to_dict(), "colour": "red"})
+
+
+def test_cells_of_a_table_config_take_the_tables_rates_per_optimizer():
+    base = TrainConfig(lr_d=3e-4, lr_g=1e-4, lr_table="paper-wgangp")
+    rmsprop = Cell(8, 0, 0.5, "rmsprop").config(base)
+    assert (rmsprop.lr_d, rmsprop.lr_g, rmsprop.lr_table) == (0.5e-4, 1.5e-4, None)
+    assert (Cell(8, 0).config(base).lr_d, Cell(8, 0).config(base).lr_g) == (3e-4, 1e-4)
+    with pytest.raises(EmpiricalInputError, match="no rates for optimizer 'sgd'"):
+        Cell(8, 0, 1.0, "sgd").config(base)
 
 
 def test_a_corrupt_database_is_refused_and_left_untouched(tmp_path):

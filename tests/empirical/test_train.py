@@ -8,7 +8,7 @@ from empirical.config import TrainConfig
 from empirical.errors import EmpiricalInputError
 from empirical.evaluation import real_vs_real_fid
 from empirical.presets import PRESETS, get_preset
-from empirical.train import DIVERGED, NOT_REACHED, REACHED, main, train
+from empirical.train import DIVERGED, NOT_REACHED, REACHED, evaluation_steps, main, next_evaluation, train
 
 QUICK = get_preset("ring8").with_(batch_size=32, max_steps=60, eval_every=20, n_eval=500, device="cpu")
 
@@ -27,6 +27,27 @@ def test_evaluation_does_not_perturb_the_training_trajectory():
     fine = train(QUICK.with_(eval_every=10), seed=0)
     by_step = {p.step: p.fid for p in fine.history}
     assert all(by_step[p.step] == p.fid for p in coarse.history)
+
+
+def test_a_growing_schedule_evaluates_at_multiples_of_eval_every_growing_by_the_factor():
+    config = QUICK.with_(eval_every=10, eval_growth=0.5, max_steps=200)
+    assert evaluation_steps(config) == [0, 10, 20, 30, 50, 80, 120, 180, 200]  # 30 -> 45 -> 50, 180 -> max_steps
+    assert next_evaluation(100, 1, 0.02) == 102 and next_evaluation(5000, 100, 0.02) == 5100  # no round-off step
+    grown = train(QUICK.with_(eval_every=5, eval_growth=0.5, target_fid=1e-6), seed=0)
+    assert [p.step for p in grown.history] == evaluation_steps(grown.config) == [0, 5, 10, 15, 25, 40, 60]
+
+
+def test_eval_growth_zero_is_the_fixed_interval():
+    for every, steps in [(50, 5000), (7, 100), (3, 2)]:
+        fixed = [s for s in range(steps + 1) if s % every == 0] + ([steps] if steps % every else [])
+        assert evaluation_steps(QUICK.with_(eval_every=every, max_steps=steps)) == fixed
+
+
+def test_the_evaluation_schedule_does_not_perturb_the_training_trajectory():
+    fixed = train(QUICK.with_(eval_every=5, target_fid=1e-6), seed=0)
+    grown = train(QUICK.with_(eval_every=5, eval_growth=0.5, target_fid=1e-6), seed=0)
+    by_step = {p.step: (p.fid, p.grad_norm_g, p.balance_ratio) for p in fixed.history}
+    assert all(by_step[p.step] == (p.fid, p.grad_norm_g, p.balance_ratio) for p in grown.history[1:])
 
 
 def test_a_reached_run_stops_at_the_first_evaluation_at_or_below_the_target():
@@ -85,6 +106,28 @@ def test_dcgan_on_digits_runs():
     assert result.history[-1].modes is None
 
 
+def test_bf16_autocast_changes_only_rounding_and_stays_deterministic():
+    config = get_preset("digits").with_(max_steps=12, eval_every=4, n_eval=200, batch_size=16, device="cpu")
+    full = train(config, 0)
+    half, again = train(config.with_(precision="bf16"), 0), train(config.with_(precision="bf16"), 0)
+    assert [p.fid for p in half.history] == [p.fid for p in again.history]
+    assert [p.fid for p in half.history] != [p.fid for p in full.history]  # autocast is on in the training steps
+    assert half.history[0].fid == full.history[0].fid  # the evaluation itself runs in fp32
+    # GAN trajectories amplify any rounding difference, so only the first evaluation is compared closely.
+    assert half.history[1].fid == pytest.approx(full.history[1].fid, rel=0.05)
+    assert half.history[1].loss_d == pytest.approx(full.history[1].loss_d, rel=0.02)
+
+
+def test_compiled_training_follows_the_eager_run_through_the_gradient_penalty():
+    # The compiled discriminator cannot double-backward: the WGAN-GP penalty goes through the eager module, which
+    # shares its parameters. The two runs differ only by the compiled kernels' rounding.
+    config = QUICK.with_(loss="wgan-gp", width=32, max_steps=10, eval_every=5, n_eval=500, n_reference=2000)
+    eager, compiled = train(config, 0), train(config.with_(compile="default"), 0)
+    assert [p.step for p in compiled.history] == [p.step for p in eager.history] == [0, 5, 10]
+    for a, b in zip(eager.history[1:], compiled.history[1:], strict=True):
+        assert b.fid == pytest.approx(a.fid, rel=1e-4) and b.loss_d == pytest.approx(a.loss_d, rel=1e-4)
+
+
 def test_presets_meet_the_target_floor_rule():
     # The target must sit at least 3x above the FID of real samples at the same n (FID is biased at small n).
     for name in ("ring8", "grid25", "digits"):
@@ -102,6 +145,14 @@ def test_presets_meet_the_target_floor_rule():
         ({"model": "dcgan"}, "does not fit"),
         ({"data": "cifar10", "model": "dcgan", "features": "inception"}, "data_path"),
         ({"target_fid": -1.0}, "target_fid"),
+        ({"precision": "fp16"}, "precision"),
+        ({"compile": "yes"}, "compile"),
+        ({"eval_growth": -0.1}, "eval_growth must be a finite number >= 0"),
+        ({"eval_growth": float("inf")}, "eval_growth"),
+        ({"data_limit": 100}, "data_limit applies to folder data only"),
+        ({"lr_table": "nope"}, "lr_table must be one of paper-dcgan, paper-wgangp"),
+        ({"lr_table": "paper-dcgan", "optimizer": "sgd"}, "lr_table 'paper-dcgan' has no rates for optimizer 'sgd'"),
+        ({"lr_table": "paper-dcgan", "lr_d": 1e-3}, r"differ from lr_table 'paper-dcgan' at adam \(0.0003, 0.0001\)"),
     ],
 )
 def test_bad_configs_are_refused(changes, message):
