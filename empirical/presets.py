@@ -88,6 +88,17 @@ DATA_HINTS: dict[str, str] = {
 }
 
 
+CPU_BATCH_SIZES = tuple(2**k for k in range(2, 10))  # 4 .. 512: the calibrated CPU presets' grid
+PAPER_BATCH_SIZES = tuple(2**k for k in range(2, 11))  # 4 .. 1024: the paper's experiments
+BATCH_GRIDS: dict[str, tuple[int, ...]] = {"dcgan-lsun": PAPER_BATCH_SIZES, "wgangp-celeba": PAPER_BATCH_SIZES,
+                                           "dcgan-cifar10": PAPER_BATCH_SIZES}
+
+
+def default_batch_sizes(name: str) -> tuple[int, ...]:
+    """The batch grid a sweep of this preset runs when --batch-sizes is not given."""
+    return BATCH_GRIDS.get(name, CPU_BATCH_SIZES)
+
+
 def get_preset(name: str) -> TrainConfig:
     if name not in PRESETS:
         raise EmpiricalInputError(f"unknown preset {name!r}; expected one of {', '.join(PRESETS)}")

@@ -33,12 +33,11 @@ from empirical.cli import OneLineParser, add_config_flags, config_overrides, fai
 from empirical.config import TrainConfig
 from empirical.datasets import load_data
 from empirical.errors import EmpiricalInputError
-from empirical.presets import PRESETS, get_preset
+from empirical.presets import PRESETS, default_batch_sizes, get_preset
 from empirical.store import Cell, open_store
 from empirical.train import RunResult, resolve_device, train
 
 PROG = "python -m empirical.sweep"
-DEFAULT_BATCH_SIZES = tuple(2**k for k in range(2, 10))  # 4 .. 512
 DEFAULT_SEEDS = (0, 1, 2)
 
 
@@ -167,7 +166,8 @@ def _parser() -> OneLineParser:
     parser = OneLineParser(prog=PROG, description="Run a TTUR GAN batch-size sweep into a resumable SQLite store.")
     parser.add_argument("--preset", default="ring8", help=f"one of {', '.join(PRESETS)} (default ring8)")
     parser.add_argument("--out", required=True, help="output folder (its sweep.db is created or resumed)")
-    parser.add_argument("--batch-sizes", default=",".join(map(str, DEFAULT_BATCH_SIZES)))
+    parser.add_argument("--batch-sizes", help="comma-separated (default: the preset's grid: 4..512 for ring8, "
+                                              "grid25, digits; 4..1024 for the paper presets)")
     parser.add_argument("--seeds", default=",".join(map(str, DEFAULT_SEEDS)))
     parser.add_argument("--lr-scale", default="1", help="multipliers of both α_D and α_G, e.g. 0.25,0.5,1,2,4")
     parser.add_argument("--optimizers", default=None, help="comma-separated (default: the preset's)")
@@ -218,7 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         base = get_preset(args.preset).with_(**config_overrides(args))
-        batch_sizes = _positive(_list(int, "batch-sizes")(args.batch_sizes), "batch-sizes")
+        given = args.batch_sizes or ",".join(map(str, default_batch_sizes(args.preset)))
+        batch_sizes = _positive(_list(int, "batch-sizes")(given), "batch-sizes")
         seeds = _list(int, "seeds")(args.seeds)
         lr_scales = _positive(_list(float, "lr-scale")(args.lr_scale), "lr-scale")
         optimizers = _list(str, "optimizers")(args.optimizers) if args.optimizers else [base.optimizer]

@@ -155,6 +155,16 @@ def test_a_sweep_takes_each_optimizers_rates_from_the_table_times_the_lr_scale(m
     assert all(c.config(base).lr_table is None for c in cells)  # a run's config states its resolved rates
 
 
+def test_the_paper_presets_sweep_4_to_1024_by_default_and_the_cpu_presets_4_to_512(monkeypatch, image_folder,
+                                                                                   tmp_path):
+    _, cells = captured_sweep(monkeypatch, ["--preset", "dcgan-lsun", "--data-path", str(image_folder), "--out",
+                                            str(tmp_path / "lsun"), "--seeds", "0", "--no-progress"])
+    assert sorted({c.batch_size for c in cells}) == [4, 8, 16, 32, 64, 128, 256, 512, 1024]
+    _, cells = captured_sweep(monkeypatch, ["--preset", "ring8", "--out", str(tmp_path / "ring8"), "--seeds", "0",
+                                            "--no-progress"])
+    assert sorted({c.batch_size for c in cells}) == [4, 8, 16, 32, 64, 128, 256, 512]
+
+
 def test_explicit_learning_rates_win_over_the_table(monkeypatch, image_folder, tmp_path):
     base, cells = captured_sweep(monkeypatch, ["--preset", "dcgan-lsun", "--data-path", str(image_folder), "--out",
                                                str(tmp_path), "--optimizers", "adam,rmsprop", "--lr-d", "1e-3",
