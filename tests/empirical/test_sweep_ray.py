@@ -16,7 +16,7 @@ from empirical.errors import EmpiricalInputError
 from empirical.presets import get_preset
 from empirical.ray_backend import RayOptions, check_address, execute_ray, ray_executor
 from empirical.store import Cell, read_store
-from tests.empirical.test_sweep import GRID, table
+from tests.empirical.test_sweep import GRID, assert_refused_in_one_line, table
 
 # GRID's sweep as a config and cells, for calling sweep() directly.
 BASE = get_preset("ring8").with_(max_steps=60, eval_every=10, n_eval=500, n_reference=2000, width=32,
@@ -151,15 +151,7 @@ def test_without_ray_the_backend_is_a_one_line_error(monkeypatch, tmp_path, caps
     (["--backend", "dask"], "invalid choice: 'dask'"),
 ])
 def test_bad_ray_flags_give_one_line_and_write_nothing(tmp_path, capsys, bad, message):
-    out = tmp_path / "out"
-    try:
-        status = sweep.main([*GRID, "--out", str(out), *bad])
-    except SystemExit as exit_:  # argparse's own errors exit directly
-        status = exit_.code
-    err = capsys.readouterr().err
-    assert status == 2
-    assert message in err and err.count("\n") == 1, err
-    assert not out.exists()
+    assert_refused_in_one_line([*GRID, *bad], message, tmp_path / "out", capsys)
 
 
 def test_an_address_where_nothing_listens_is_a_one_line_error():
