@@ -10,10 +10,14 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test setup constants clean
 
-# The main job: a ring8 batch-size sweep (b = 4..512, 3 seeds; resumable), then the theory-vs-measurement report.
+# The main job (about 4 min on 2 cores): the lqgan control game (TTUR SGD, b = 1..1024 x 8 seeds, exact FID and
+# noise floor) and a neural GAN on the same data (gauss-mlp: MLPs, TTUR Adam, b = 4..512 x 5 seeds), each swept
+# (resumable) and reported: out/lqgan/report.md and out/gauss-mlp/report.md.
 demo: $(STAMP)
-	$(BIN)/python -m empirical.sweep --preset ring8 --out out/ring8
-	$(BIN)/python -m empirical.report out/ring8
+	$(BIN)/python -m empirical.sweep --preset lqgan --out out/lqgan
+	$(BIN)/python -m empirical.report out/lqgan
+	$(BIN)/python -m empirical.sweep --preset gauss-mlp --out out/gauss-mlp
+	$(BIN)/python -m empirical.report out/gauss-mlp
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -23,7 +27,7 @@ setup: $(STAMP)
 
 # Re-measure the constants shipped as theory.critical's defaults (about 18 s, 65 s and 22 s on 2 cores).
 constants: $(STAMP)
-	for preset in ring8 digits grid25; do \
+	for preset in ring8 digits grid25 lqgan lqgan-adam gauss-mlp; do \
 		$(BIN)/python -m empirical.constants --preset $$preset --out theory/measured/$$preset.json --no-progress; \
 	done
 

@@ -21,9 +21,20 @@ class OneLineParser(argparse.ArgumentParser):
 _NONE = object()  # what an optional field's flag parses "none" to: reset the field to None
 
 
+def _boolean(text: str) -> bool:
+    """A boolean field's flag: true/false (also yes/no, on/off, 1/0)."""
+    words = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+    if text.strip().lower() not in words:
+        raise ValueError(f"expected true or false, got {text!r}")
+    return words[text.strip().lower()]
+
+
+_boolean.__name__ = "bool"
+
+
 def _flag_type(annotation: str) -> Callable[[str], object]:
     """The parser of a field's flag; a field that may be None also takes the word "none" (e.g. --data-limit none)."""
-    kind = {"int": int, "float": float}.get(annotation.replace(" | None", ""), str)
+    kind = {"int": int, "float": float, "bool": _boolean}.get(annotation.replace(" | None", ""), str)
     if not annotation.endswith("| None"):
         return kind
 

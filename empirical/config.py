@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields, replace
 
+from empirical import benchmarks
 from empirical.errors import EmpiricalInputError
 from empirical.features import EXTRACTORS
 from empirical.losses import LOSSES
@@ -54,6 +55,10 @@ class TrainConfig:
     eval_growth: float = 0.0  # evaluate at multiples of eval_every at least (1 + eval_growth)× the previous one
     n_eval: int = 5000
     target_fid: float = 1.0
+    # Noise floor (docs/sweep.md): a run that reaches the target goes on until its FID settles (or max_steps), so
+    # that its floor F(b) is measured at every b, and a run settled clearly above the target stops early, as
+    # status "settled" (a censored miss). K is the first hit either way.
+    floor: bool = False
     features: str = "mixture"
     feature_weights: str | None = None  # inception only: a user-given weights file
     n_reference: int = 50_000  # samples for the real statistics (mixtures; image sets use every image)
@@ -125,11 +130,14 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
 
 def check_config(c: TrainConfig) -> None:
     """Refuse a config that cannot run, with a one-line reason."""
-    _choice("data", c.data, DATASETS)
-    _choice("model", c.model, MODELS)
+    _choice("data", c.data, DATASETS + tuple(benchmarks.REGISTERED))
+    if benchmarks.is_registered(c.data):
+        _check_benchmark(c)
+    else:
+        _choice("model", c.model, MODELS)
+        _choice("features", c.features, EXTRACTORS)
     _choice("loss", c.loss, LOSSES)
     _choice("optimizer", c.optimizer, OPTIMIZERS)
-    _choice("features", c.features, EXTRACTORS)
     _choice("d_norm", c.d_norm, ("batch", "layer", "none"))
     _choice("precision", c.precision, PRECISIONS)
     _choice("compile", c.compile, COMPILE_MODES)
@@ -147,6 +155,26 @@ def check_config(c: TrainConfig) -> None:
             raise EmpiricalInputError(f"{name} must be a finite number >= 0, got {value!r}")
     if c.n_eval < 2 or c.n_reference < 2:
         raise EmpiricalInputError("n_eval and n_reference must be at least 2 (FID needs a covariance)")
+    if not isinstance(c.floor, bool):
+        raise EmpiricalInputError(f"floor must be true or false, got {c.floor!r}")
+    if not benchmarks.is_registered(c.data):
+        _check_builtin_data(c)
+    _check_data_limit(c)
+    _check_lr_table(c)
+
+
+def _check_benchmark(c: TrainConfig) -> None:
+    """A registered benchmark (empirical/benchmarks) names its own model, metric and losses."""
+    unit = benchmarks.get_benchmark(c.data)
+    _choice("model", c.model, (unit.model,))
+    _choice("features", c.features, (unit.features,))
+    if c.loss not in unit.losses:
+        raise EmpiricalInputError(f"loss {c.loss!r} does not fit data {c.data!r}: use {', '.join(unit.losses)}")
+
+
+def _check_builtin_data(c: TrainConfig) -> None:
+    if c.loss == "wgan-l2":
+        raise EmpiricalInputError("loss wgan-l2 is the lqgan control game's; use bce or wgan-gp")
     mixture = c.data in ("ring8", "grid25")
     if mixture != (c.model == "mlp"):
         raise EmpiricalInputError(
@@ -159,8 +187,6 @@ def check_config(c: TrainConfig) -> None:
         raise EmpiricalInputError(f"data {c.data!r} needs data_path (a local folder; nothing is downloaded)")
     if c.loss == "wgan-gp" and c.model == "dcgan" and c.d_norm == "batch":
         raise EmpiricalInputError("WGAN-GP needs a critic without BatchNorm: set d_norm to layer or none")
-    _check_data_limit(c)
-    _check_lr_table(c)
 
 
 def _check_data_limit(c: TrainConfig) -> None:

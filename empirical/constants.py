@@ -404,7 +404,9 @@ def estimate(config: TrainConfig, seed: int = 0, settings: EstimateSettings | No
     s = settings or EstimateSettings()
     check_settings(s)
     bar = tqdm(total=config.max_steps, desc="reference run", unit="step", disable=not show_progress)
-    result, snapshots = record_run(config, seed, progress=lambda step, _: bar.update(step - bar.n))
+    # The reference run stops at its target (config.floor would run it on to its noise floor): the constants
+    # describe the way to the target, and up to it the trajectory is the sweep's own cell's.
+    result, snapshots = record_run(config.with_(floor=False), seed, progress=lambda step, _: bar.update(step - bar.n))
     bar.close()
     if result.status == DIVERGED or not snapshots:
         raise EmpiricalInputError(f"the reference run diverged at step {result.diverged_at}; no constants to measure "

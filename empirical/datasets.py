@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from empirical import benchmarks
 from empirical.config import TrainConfig
 from empirical.digits import load_digits
 from empirical.errors import EmpiricalInputError
@@ -57,7 +58,9 @@ class TensorData:
 
 
 def load_data(config: TrainConfig, device: torch.device) -> MixtureData | TensorData:
-    """The data source named by the config."""
+    """The data source named by the config (a registered benchmark's own, else a built-in one)."""
+    if benchmarks.is_registered(config.data):
+        return benchmarks.get_benchmark(config.data).load_data(config, device)
     if config.data in ("ring8", "grid25"):
         return MixtureData(get_mixture(config.data), device)
     if config.data == "digits":

@@ -11,6 +11,7 @@ from functools import lru_cache
 import torch
 from torch import nn
 
+from empirical import benchmarks
 from empirical.config import TrainConfig
 from empirical.datasets import load_data
 from empirical.features import FeatureExtractor, make_extractor
@@ -60,6 +61,13 @@ class FIDEvaluator:
         if not torch.isfinite(samples).all():
             return float("nan")
         return self.reference.distance_to_features(self.extractor(samples))
+
+
+def make_evaluator(config: TrainConfig, device: torch.device, seed: int):
+    """The FID scorer of a run: a registered benchmark's own metric, else FID on n_eval samples (FIDEvaluator)."""
+    if benchmarks.is_registered(config.data):
+        return benchmarks.get_benchmark(config.data).evaluator(config, device, seed)
+    return FIDEvaluator(config, device, seed)
 
 
 def real_vs_real_fid(config: TrainConfig, seed: int = 0, device: torch.device | str = "cpu") -> float:

@@ -83,6 +83,42 @@ def plot_k_and_sfo(group: GroupAnalysis, theory: TheoryPrediction | None, path: 
     return _save(fig, path)
 
 
+def plot_floor(group: GroupAnalysis, path: Path) -> Path:
+    """The noise floor F(b), log-log: each run's settled FID, the median, the fit B_F/b^q + C_F, the exact floor
+    where the benchmark has one, the target and the poles (floor's and the K fit's)."""
+    plt = _pyplot()
+    f = group.floor
+    b = np.array([x for x, _, _ in f.floors], dtype=np.float64)
+    values = np.array([v for _, _, v in f.floors])
+    sizes = np.array(sorted(set(b.tolist())))
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), constrained_layout=True)
+    ax.plot(b, values, ".", color="tab:blue", alpha=0.45, label="one run's floor (mean FID once settled)")
+    ax.plot(sizes, [f.median(int(x)) for x in sizes], "o-", color="tab:blue", label="median over seeds")
+    dense = np.geomspace(sizes.min() / 1.5, sizes.max() * 1.5, 300)
+    if f.fit is not None:
+        ax.plot(dense, f.fit.floor(dense), "-", color="black", lw=1,
+                label=f"fit B_F/b^q + C_F: q = {f.fit.q:.2f}, C_F = {f.fit.c_f:.2g}")
+    if group.exact_floor is not None:
+        ax.plot(dense, group.exact_floor.floor(dense), "--", color="tab:green", lw=1.2,
+                label="exact floor (linearised SGD, Lyapunov)")
+    ax.axhline(group.target_fid, color="tab:red", ls="--", lw=1, label=f"target FID {group.target_fid:g}")
+    if f.prediction is not None:
+        ax.axvline(f.prediction.c_floor, color="black", ls=":", lw=1,
+                   label=f"pole c_floor = {f.prediction.c_floor:.3g}")
+        ax.axvline(f.prediction.b_star, color="tab:orange", ls="-.", lw=1.2,
+                   label=f"b*_floor = {f.prediction.b_star:.3g}")
+    if group.b_star is not None:
+        ax.axvline(group.b_star, color="tab:red", lw=1.5, alpha=0.6, label=f"measured b* = {group.b_star}")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("batch size b")
+    ax.set_ylabel("noise floor F(b): FID held at a constant learning rate")
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(fontsize=7)
+    ax.set_title(f"{group.label}", fontsize=9)
+    return _save(fig, path)
+
+
 def plot_dynamics(histories: Mapping[int, Sequence[Sequence[EvalPoint]]], target_fid: float, path: Path) -> Path:
     """FID and the balance ratio against steps, one colour per batch size (every seed drawn)."""
     plt = _pyplot()
@@ -99,7 +135,7 @@ def plot_dynamics(histories: Mapping[int, Sequence[Sequence[EvalPoint]]], target
     axes[0].set_xscale("symlog", linthresh=10)
     axes[0].set_ylabel("FID")
     axes[1].set_xscale("symlog", linthresh=10)
-    axes[1].set_ylabel("balance ratio (reference.md §5)")
+    axes[1].set_ylabel("balance ratio (Wang et al. 2023)")
     for ax in axes:
         ax.set_xlabel("step")
         ax.grid(True, which="both", alpha=0.25)

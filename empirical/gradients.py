@@ -73,9 +73,20 @@ def _state(module: nn.Module, dtype: torch.dtype | None = None) -> tuple[Params,
     return params, buffers
 
 
+class BoundForward:
+    """The module's forward with the given parameters and buffers; `params` stays readable for losses that
+    penalise the parameters themselves (wgan-l2's ½‖θ_D‖²)."""
+
+    def __init__(self, module: nn.Module, params: Params, buffers: Params) -> None:
+        self.module, self.params, self.buffers = module, params, buffers
+
+    def __call__(self, *inputs: Tensor) -> Tensor:
+        return functional_call(self.module, (self.params, self.buffers), inputs)
+
+
 def _bind(module: nn.Module, params: Params, buffers: Params) -> Forward:
     """The module's forward with the given parameters and buffers."""
-    return lambda *inputs: functional_call(module, (params, buffers), inputs)
+    return BoundForward(module, params, buffers)
 
 
 def player_objective(

@@ -4,6 +4,9 @@ Non-saturating BCE (DCGAN): L_D = softplus(−D(x)) + softplus(D(G(z))), L_G = s
 (softplus(−t) = −log σ(t), so these are the binary cross-entropies without the overflow of log σ).
 WGAN-GP (Gulrajani et al. 2017): L_D = D(G(z)) − D(x) + λ·(‖∇_x̂ D(x̂)‖ − 1)², x̂ on random segments between real
 and fake samples, λ = 10 applied once (the official TTUR script multiplies by λ twice, i.e. λ = 100), L_G = −D(G(z)).
+WGAN-L2 (the linear-quadratic Gaussian control game, empirical/benchmarks/lqgan.py): L_D = D(G(z)) − D(x) +
+(λ/2)·‖θ_D‖², an L2 penalty on the critic's parameters that makes D's problem strongly convex for a fixed G;
+L_G = −D(G(z)). Its λ is the config's gp_weight (the weight of the critic's penalty, whichever it is).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import torch.nn.functional as F
 
 from empirical.errors import EmpiricalInputError
 
-LOSSES = ("bce", "wgan-gp")
+LOSSES = ("bce", "wgan-gp", "wgan-l2")
 
 
 def discriminator_loss(
@@ -38,6 +41,8 @@ def discriminator_loss(
     if loss == "wgan-gp":
         penalty = gradient_penalty(penalty_discriminator or discriminator, real, fake, generator)
         return d_fake.mean() - d_real.mean() + gp_weight * penalty, d_real, d_fake
+    if loss == "wgan-l2":
+        return d_fake.mean() - d_real.mean() + gp_weight * l2_penalty(discriminator), d_real, d_fake
     raise EmpiricalInputError(f"unknown loss {loss!r}; expected one of {', '.join(LOSSES)}")
 
 
@@ -45,7 +50,7 @@ def generator_loss(loss: str, d_fake: torch.Tensor) -> torch.Tensor:
     """L_G from D's outputs on fresh fakes (gradients flow through them into G)."""
     if loss == "bce":
         return F.softplus(-d_fake).mean()
-    if loss == "wgan-gp":
+    if loss in ("wgan-gp", "wgan-l2"):
         return -d_fake.mean()
     raise EmpiricalInputError(f"unknown loss {loss!r}; expected one of {', '.join(LOSSES)}")
 
@@ -62,3 +67,11 @@ def gradient_penalty(
     mixed = (t * real + (1 - t) * fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(discriminator(mixed).sum(), mixed, create_graph=True)
     return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+def l2_penalty(discriminator: Callable[..., torch.Tensor]) -> torch.Tensor:
+    """½‖θ_D‖² of a critic module, or of the parameters a functional forward is bound to (empirical.gradients'
+    BoundForward: per-sample gradients and Hessians then see the penalty as a function of the measured θ)."""
+    params = getattr(discriminator, "params", None)
+    tensors = params.values() if isinstance(params, dict) else discriminator.parameters()
+    return 0.5 * sum(p.square().sum() for p in tensors)

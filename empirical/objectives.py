@@ -23,12 +23,15 @@ from torch.func import grad
 from empirical.config import TrainConfig
 from empirical.datasets import MixtureData, TensorData
 from empirical.gradients import Batch, Forward, Loss
+from empirical.losses import l2_penalty
 
 
 def _critic_terms(loss: str, gp_weight: float, forward: Forward, real: Tensor, fake: Tensor,
                   t: Tensor | None) -> Tensor:
     if loss == "bce":
         return F.softplus(-forward(real)).mean() + F.softplus(forward(fake)).mean()
+    if loss == "wgan-l2":
+        return forward(fake).mean() - forward(real).mean() + gp_weight * l2_penalty(forward)
     mixed = t * real + (1 - t) * fake
     # ∇_x̂ D(x̂) for each sample: the sum over the batch has the per-sample input gradients as its gradient.
     slopes = grad(lambda x: forward(x).sum())(mixed)

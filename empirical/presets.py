@@ -8,6 +8,7 @@ card's rates would take too long on a CPU. The paper presets take α_D, α_G per
 
 from __future__ import annotations
 
+from empirical.benchmarks import all_benchmarks
 from empirical.config import TrainConfig
 from empirical.errors import EmpiricalInputError
 
@@ -79,6 +80,8 @@ PRESETS: dict[str, TrainConfig] = {
     ),
 }  # fmt: skip
 
+PRESETS.update({name: config for unit in all_benchmarks() for name, config in unit.presets.items()})
+
 # What a missing default data folder of a paper preset should hold (datasets.check_data_path's one-line error).
 DATA_HINTS: dict[str, str] = {
     "data/lsun-bedroom": "the LSUN-Bedroom images (bedroom_train exported from its LMDB as .jpg/.webp files, any "
@@ -92,6 +95,18 @@ CPU_BATCH_SIZES = tuple(2**k for k in range(2, 10))  # 4 .. 512: the calibrated 
 PAPER_BATCH_SIZES = tuple(2**k for k in range(2, 11))  # 4 .. 1024: the paper's experiments
 BATCH_GRIDS: dict[str, tuple[int, ...]] = {"dcgan-lsun": PAPER_BATCH_SIZES, "wgangp-celeba": PAPER_BATCH_SIZES,
                                            "dcgan-cifar10": PAPER_BATCH_SIZES}
+
+
+LQ_BATCH_SIZES = tuple(2**k for k in range(0, 11))  # 1 .. 1024: the control game is cheap down to b = 1
+BATCH_GRIDS.update({"lqgan": LQ_BATCH_SIZES, "lqgan-adam": LQ_BATCH_SIZES})
+DEFAULT_SEEDS = (0, 1, 2)
+SEED_GRIDS: dict[str, tuple[int, ...]] = {"lqgan": tuple(range(8)), "lqgan-adam": tuple(range(8)),
+                                          "gauss-mlp": tuple(range(5))}
+
+
+def default_seeds(name: str) -> tuple[int, ...]:
+    """The seeds a sweep of this preset runs when --seeds is not given (the control game's are trained together)."""
+    return SEED_GRIDS.get(name, DEFAULT_SEEDS)
 
 
 def default_batch_sizes(name: str) -> tuple[int, ...]:

@@ -17,12 +17,15 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from empirical import benchmarks
 from empirical.cli import OneLineParser, fail
 from empirical.config import TrainConfig
 from empirical.errors import EmpiricalInputError
+from empirical.floors import FloorAnalysis, RunHistory, analyse_floors
 from empirical.measured import (
     BatchSummary,
     Bootstrap,
@@ -60,13 +63,18 @@ class GroupAnalysis:
     fit: Fit | None
     boot: Bootstrap
     n_diverged: int
+    floor: FloorAnalysis | None = None  # runs trained to their noise floor (config.floor)
+    exact_floor: Any = None  # the benchmark's exact F(b), where it has one (lqgan with SGD)
+    n_settled: int = 0
 
     @property
     def label(self) -> str:
         return f"{self.optimizer}, α_D = {self.lr_d:g}, α_G = {self.lr_g:g} (×{self.lr_scale:g})"
 
 
-def analyse_group(rows: Sequence[RunRow], base: TrainConfig, n_resamples: int = 1000, seed: int = 0) -> GroupAnalysis:
+def analyse_group(rows: Sequence[RunRow], base: TrainConfig, n_resamples: int = 1000, seed: int = 0,
+                  histories: Sequence[RunHistory] | None = None) -> GroupAnalysis:
+    """The measured side of one group; with `histories` (runs trained to their floor) also the floor analysis."""
     outcomes = [Outcome(r.cell.batch_size, r.cell.seed, r.steps_to_target if r.status == "reached" else None)
                 for r in rows]
     summaries = summarise(outcomes)
@@ -77,7 +85,24 @@ def analyse_group(rows: Sequence[RunRow], base: TrainConfig, n_resamples: int = 
         b_star=measured_b_star(summaries), fit=fit_hyperbola(summaries),
         boot=bootstrap(outcomes, n_resamples=n_resamples, seed=seed),
         n_diverged=sum(r.status == "diverged" for r in rows),
+        floor=None if histories is None else analyse_floors(histories, base.target_fid, n_resamples, seed),
+        exact_floor=_exact_floor(base.with_(optimizer=first.cell.optimizer, lr_table=None, lr_d=first.lr_d,
+                                            lr_g=first.lr_g)),
+        n_settled=sum(r.status == "settled" for r in rows),
     )
+
+
+def _exact_floor(config: TrainConfig) -> Any:
+    """The benchmark's exact F(b) for this group's optimizer and rates, or None where it has none."""
+    if not benchmarks.is_registered(config.data):
+        return None
+    unit = benchmarks.get_benchmark(config.data)
+    if unit.exact_floor is None:
+        return None
+    try:
+        return unit.exact_floor(config)
+    except ValueError:  # e.g. Adam (no linear iteration), or rates at which the linearisation is unstable
+        return None
 
 
 def analyse_store(store: Store, n_resamples: int = 1000) -> list[GroupAnalysis]:
@@ -85,7 +110,17 @@ def analyse_store(store: Store, n_resamples: int = 1000) -> list[GroupAnalysis]:
     groups: dict[tuple[str, float], list[RunRow]] = {}
     for row in store.runs():
         groups.setdefault((row.cell.optimizer, row.cell.lr_scale), []).append(row)
-    return [analyse_group(rows, base, n_resamples) for _, rows in sorted(groups.items())]
+    def histories(rows: list[RunRow]) -> list[RunHistory] | None:
+        if not base.floor:
+            return None
+        out = []
+        for row in rows:
+            points = [p for p in store.history(row.id) if math.isfinite(p.fid)]
+            out.append(RunHistory(row.cell.batch_size, row.cell.seed, tuple(p.step for p in points),
+                                  tuple(p.fid for p in points)))
+        return out
+
+    return [analyse_group(rows, base, n_resamples, histories=histories(rows)) for _, rows in sorted(groups.items())]
 
 
 @dataclass
@@ -150,8 +185,26 @@ def choose_constants(constants_file: str | None, preset: str, base: TrainConfig)
                            f"α_G = {config.get('lr_g'):g}, {config.get('optimizer')}).")
 
 
-def theory_predictions(lr_d: float, lr_g: float, choice: ConstantsChoice | None = None) -> list[TheoryPrediction]:
-    """b*_D, b*_G and joint b* of every registered family at α_D = lr_d, α_G = lr_g.
+# Which optimizers' runs each bound family describes. A family is set beside runs of those only; any other pairing
+# is out of scope (an SGD bound fed Adam's α says nothing about Adam). The Adam-type families assume an AMSGrad-
+# monotone preconditioner, which torch's Adam is not: an approximation the report states.
+MODELLED_OPTIMIZERS: dict[str, tuple[str, ...]] = {
+    "sgd": ("sgd",),
+    "sgd-frozen": ("sgd",),
+    "adam": ("adam", "rmsprop", "adabelief"),
+    "adam-cs": ("adam", "rmsprop", "adabelief"),
+}
+
+
+def in_scope(family: str, optimizer: str | None) -> bool:
+    """Whether `family` describes runs of `optimizer` (None: no runs to compare with, every family applies)."""
+    return optimizer is None or optimizer in MODELLED_OPTIMIZERS.get(family, ())
+
+
+def theory_predictions(lr_d: float, lr_g: float, choice: ConstantsChoice | None = None,
+                       optimizer: str | None = None) -> list[TheoryPrediction]:
+    """b*_D, b*_G and joint b* of every registered family at α_D = lr_d, α_G = lr_g; a family that does not model
+    `optimizer`'s runs gets no number, only the reason (out of scope).
 
     ε is the one the measured run reached in the family's own measure when the constants file has it
     (docs/constants.md), else the family's default."""
@@ -159,6 +212,11 @@ def theory_predictions(lr_d: float, lr_g: float, choice: ConstantsChoice | None 
     file = choice.file
     out = []
     for name, family in FAMILIES.items():
+        if not in_scope(name, optimizer):
+            modelled = ", ".join(MODELLED_OPTIMIZERS.get(name, ())) or "no optimizer of this toolkit"
+            out.append(TheoryPrediction(name, choice.label, error=f"out of scope: this family bounds {modelled} "
+                                                                  f"runs, these are {optimizer}"))
+            continue
         try:
             values = resolve_constants(family, {"alpha_D": lr_d, "alpha_G": lr_g}, file and file.values, choice.label)
             a = analyse(family, values, resolve_epsilon(family, None, file and file.epsilon, choice.label))
@@ -226,6 +284,11 @@ def verdict(group: GroupAnalysis) -> list[str]:
         lines.append("- Not every run reached the target at b = " + ", ".join(
             f"{x.batch_size} ({x.n_reached}/{x.n_runs})" for x in missed)
             + "; these runs count as K = ∞ (never as max_steps), and such b are not eligible for b*.")
+    if group.n_settled:
+        below = sorted({r.cell.batch_size for r in group.rows if r.status == "settled"})
+        lines.append(f"- {group.n_settled} run(s) settled on a noise floor above the target and stopped early (b = "
+                     + ", ".join(map(str, below)) + "): at these batch sizes the target lies below what a constant "
+                     "learning rate can reach, the theory's pole, not a failure.")
     if group.n_diverged:
         lines.append(f"- {group.n_diverged} run(s) diverged (NaN/inf); they are recorded as such.")
     if group.b_star is None:
@@ -233,6 +296,11 @@ def verdict(group: GroupAnalysis) -> list[str]:
     elif len(s) == 1:
         lines.append(f"- Only b = {group.b_star} had every seed reach the target: one batch size cannot show where "
                      "the SFO is smallest. Sweep more batch sizes.")
+    elif group.b_star == s[0].batch_size and any(x.batch_size < group.b_star for x in missed):
+        below = max(x.batch_size for x in missed if x.batch_size < group.b_star)
+        lines.append(f"- The SFO has an **interior minimum** at b = {group.b_star}, bounded by the pole: b = {below} "
+                     "and below do not reach the target with every seed (their floor lies near or above it), so "
+                     f"b = {group.b_star} is the cheapest batch size that does.")
     elif group.b_star == s[0].batch_size:
         # Why: N = b·K grows from b to b' whenever K falls by less than the factor b'/b.
         _, k_ratio, b_lo, b_hi = max((a.median_k / z.median_k * a.batch_size / z.batch_size, a.median_k / z.median_k,
@@ -257,6 +325,60 @@ def verdict(group: GroupAnalysis) -> list[str]:
     return lines
 
 
+def _k_table(g: GroupAnalysis) -> list[str]:
+    """Per batch size: reached runs, K, SFO, and where measured the noise floor (and the benchmark's exact one)."""
+    head = "| b | runs reached | median K | min–max K | median SFO |"
+    rule = "|---:|---:|---:|---:|---:|"
+    if g.floor is not None:
+        head, rule = head + " median floor F(b) (runs settled) |", rule + "---:|"
+    if g.exact_floor is not None:
+        head, rule = head + " exact F(b) (measured/exact) |", rule + "---:|"
+    lines = [head, rule]
+    for x in g.summaries:
+        spread = "—" if x.min_k is None else f"{x.min_k:g}–{x.max_k:g}"
+        line = f"| {x.batch_size} | {x.n_reached}/{x.n_runs} | {_k(x.median_k)} | {spread} | {_k(x.median_sfo)} |"
+        floor = g.floor.median(x.batch_size) if g.floor is not None else None
+        if g.floor is not None:
+            line += f" {'—' if floor is None else f'{floor:.3g}'} ({g.floor.count(x.batch_size)}/{x.n_runs}) |"
+        if g.exact_floor is not None:
+            exact = float(g.exact_floor.floor(x.batch_size))
+            line += f" {exact:.3g}" + ("" if floor is None else f" ({floor / exact:.2f}×)") + " |"
+        lines.append(line)
+    return lines
+
+
+def _floor_rows(g: GroupAnalysis) -> list[str]:
+    """The b* table's rows from the noise floor: b*_floor and the pole against the K fit's pole."""
+    f = g.floor
+    if f is None:
+        return []
+    if f.fit is None:
+        return ["| b*_floor | — | — | fewer than 3 batch sizes whose runs settled on a floor |"]
+    boot = f.boot
+    fit = (f"F(b) = B_F/b^q + C_F with B_F = {f.fit.b_f:.3g} {_interval(boot and boot.b_f)}, q = {f.fit.q:.3g} "
+           f"{_interval(boot and boot.q)}, C_F = {f.fit.c_f:.3g} {_interval(boot and boot.c_f)}")
+    pole = f.fit.pole(g.target_fid)
+    pole_text = f"pole c_floor = {pole:.3g} {_interval(boot and boot.c_floor)}" if math.isfinite(pole) else (
+        "no pole: the target is at or below C_F")
+    if g.fit is not None and math.isfinite(pole) and g.fit.c > 0:
+        pole_text += f" against the K fit's c = {g.fit.c:.3g} ({pole / g.fit.c:.2g}×)"
+    if f.prediction is None:
+        why = "no transient could be fitted" if f.transient is None else "no interior minimum of b·K_floor(b)"
+        return [f"| b*_floor | — | — | {fit}; {pole_text}; {why} |"]
+    p, t = f.prediction, f.transient
+    shape = (f"geometric, time constant {1 / t.rate:.3g} steps" if t.kind == "geometric"
+             else f"power law t^−{t.rate:.3g}")
+    return [f"| b*_floor (from floors alone) | {p.b_star:.3g} | {_interval(boot and boot.b_star)} | "
+            f"{_ratios(p.b_star, g)}; {fit}; {pole_text}; transient {shape} (R² {t.r2:.2f}, median curve at b = "
+            f"{f.transient_batch}) gives b*/c_floor = {p.factor:.3g} |"]
+
+
+def _target_text(base: TrainConfig) -> str:
+    if base.features == "exact":
+        return f"exact FID ≤ {base.target_fid:g} (the closed form from the generator's parameters, no samples)"
+    return f"FID ≤ {base.target_fid:g} on n = {base.n_eval} samples ({base.features} features)"
+
+
 def _schedule(base: TrainConfig) -> str:
     """The evaluation schedule in words (eval_growth > 0: growing steps, empirical.train.next_evaluation)."""
     if not base.eval_growth:
@@ -272,8 +394,8 @@ def render_markdown(folder: Path, preset: str, base: TrainConfig, groups: Sequen
     lines = [
         f"# Batch-size sweep: {preset}",
         "",
-        f"Folder `{folder}`. Target: FID ≤ {base.target_fid:g} on n = {base.n_eval} samples ({base.features} "
-        f"features), evaluated {_schedule(base)}, at most {base.max_steps} steps. Model {base.model} "
+        f"Folder `{folder}`. Target: {_target_text(base)}, evaluated {_schedule(base)}, at most {base.max_steps} "
+        f"steps. Model {base.model} "
         f"(width {base.width}), loss {base.loss}, data {base.data}. K = steps to the target (one D step and one "
         "G step per step), SFO = K·b. Intervals are 90% bootstrap intervals over seeds.",
         "",
@@ -282,11 +404,9 @@ def render_markdown(folder: Path, preset: str, base: TrainConfig, groups: Sequen
         lines += [f"## {g.label}", ""]
         if f"k_n:{g.optimizer}:{g.lr_scale}" in figures:
             lines += [f"![K(b) and N(b)]({figures[f'k_n:{g.optimizer}:{g.lr_scale}']})", ""]
-        lines += ["| b | runs reached | median K | min–max K | median SFO |", "|---:|---:|---:|---:|---:|"]
-        for x in g.summaries:
-            spread = "—" if x.min_k is None else f"{x.min_k:g}–{x.max_k:g}"
-            lines.append(f"| {x.batch_size} | {x.n_reached}/{x.n_runs} | {_k(x.median_k)} | {spread} | "
-                         f"{_k(x.median_sfo)} |")
+        if f"floor:{g.optimizer}:{g.lr_scale}" in figures:
+            lines += [f"![noise floor F(b)]({figures[f'floor:{g.optimizer}:{g.lr_scale}']})", ""]
+        lines += _k_table(g)
         lines += ["", *verdict(g), ""]
         lines += ["| critical batch size | value | 90% interval | note |", "|---|---:|---:|---|"]
         lines.append(f"| b*_measured (argmin median SFO) | {_k(g.b_star)} | {_interval(g.boot.b_star, 'g')} | "
@@ -297,6 +417,7 @@ def render_markdown(folder: Path, preset: str, base: TrainConfig, groups: Sequen
                          f"{_interval(g.boot.k_inf, '.4g')}, R² (log K) = {g.fit.r2:.3f}, {g.fit.n_points} points |")
         else:
             lines.append("| b*_fit = 2c | — | — | fewer than 3 batch sizes with a finite median K |")
+        lines += _floor_rows(g)
         for t in theory[(g.optimizer, g.lr_scale)]:
             if t.error is not None:
                 lines.append(f"| b*_theory ({t.family}) | — | — | {t.error} |")
@@ -317,6 +438,9 @@ def render_markdown(folder: Path, preset: str, base: TrainConfig, groups: Sequen
         "the figure draws the theory's joint curve scaled to the fitted K∞. Its shape and its b* are the "
         "theory's own and are absolute.",
         f"- The theory's constants: {choice.label}. {choice.note}".rstrip(),
+        "- A bound family is set beside runs of the optimizer it models only: `sgd` and `sgd-frozen` beside SGD "
+        "runs, `adam` and `adam-cs` beside Adam-type runs (they assume an AMSGrad-monotone preconditioner, which "
+        "torch's Adam is not: an approximation). Any other pairing is marked out of scope, with no number.",
         "- ε: the target each family must certify is the ε the measured reference run reached when it first met "
         "the FID target, in the family's own measure (squared gradient norm, or variational-inequality gap), "
         "averaged over its evaluations up to then (docs/constants.md). A group with another α or optimizer than "
@@ -327,8 +451,16 @@ def render_markdown(folder: Path, preset: str, base: TrainConfig, groups: Sequen
         "file's (90% bootstrap over the evaluations).",
         "- The fit and b*_fit use the batch sizes whose median K is finite, weighted by the inverse variance of "
         "log K over seeds; c is confined to [0, smallest b).",
-        "",
     ]
+    if base.floor:
+        lines += [
+            "- Noise floor F(b): each run went on past the target until its FID settled (the window (t/2, t] of its "
+            "last evaluations shows no trend, first seen at t₁ and still so at t ≥ 2t₁), and F is the time-averaged "
+            "FID over that window; runs settled clearly above the target stopped there (status settled). "
+            "b*_floor uses no steps-to-target: the pole c_floor solves F(c) = target, and b*_floor = argmin b·K(b) "
+            "with K(b) the steps the fitted transient takes to fall to target − F(b).",
+        ]
+    lines.append("")
     if "dynamics" in figures:
         lines += ["## Training curves", "", f"![FID and balance ratio]({figures['dynamics']})", ""]
     if "heatmap" in figures:
@@ -347,14 +479,19 @@ def write_summary_csv(groups: Sequence[GroupAnalysis], theory: dict[tuple[str, f
         writer = csv.writer(f)
         writer.writerow(["optimizer", "lr_scale", "lr_d", "lr_g", "batch_size", "n_runs", "n_reached", "median_k",
                          "min_k", "max_k", "median_sfo", "b_star_measured", "b_star_fit", "c_fit", "k_inf_fit",
-                         "b_star_noise", *(f"b_star_theory_{name}" for name in families)])
+                         "b_star_noise", "floor_median", "floor_exact", "c_floor", "b_star_floor",
+                         *(f"b_star_theory_{name}" for name in families)])
         for g in groups:
             predicted = {t.family: t.b_star_joint for t in theory[(g.optimizer, g.lr_scale)] if t.error is None}
+            prediction = g.floor and g.floor.prediction
             for x in g.summaries:
                 writer.writerow([g.optimizer, g.lr_scale, g.lr_d, g.lr_g, x.batch_size, x.n_runs, x.n_reached,
                                  x.median_k, x.min_k, x.max_k, x.median_sfo, g.b_star,
                                  g.fit and g.fit.b_star, g.fit and g.fit.c, g.fit and g.fit.k_inf,
-                                 noise and noise.joint, *(predicted.get(name) for name in families)])
+                                 noise and noise.joint, g.floor and g.floor.median(x.batch_size),
+                                 None if g.exact_floor is None else float(g.exact_floor.floor(x.batch_size)),
+                                 prediction and prediction.c_floor, prediction and prediction.b_star,
+                                 *(predicted.get(name) for name in families)])
     temporary.replace(path)
     return path
 
@@ -376,13 +513,17 @@ def write_report(folder: str | Path, constants_file: str | None = None, n_resamp
         store.export_csv(folder)
     choice = choose_constants(constants_file, preset, base)
     noise = noise_prediction(choice)
-    theory = {(g.optimizer, g.lr_scale): theory_predictions(g.lr_d, g.lr_g, choice) for g in groups}
+    theory = {(g.optimizer, g.lr_scale): theory_predictions(g.lr_d, g.lr_g, choice, g.optimizer) for g in groups}
     figures = {}
     for g in groups:
         name = f"k_n_{g.optimizer}_x{g.lr_scale:g}.png"
         first = next((t for t in theory[(g.optimizer, g.lr_scale)] if t.error is None), None)
         fig.plot_k_and_sfo(g, first, folder / name, noise and noise.joint)
         figures[f"k_n:{g.optimizer}:{g.lr_scale}"] = name
+        if g.floor is not None and g.floor.floors:
+            name = f"floor_{g.optimizer}_x{g.lr_scale:g}.png"
+            fig.plot_floor(g, folder / name)
+            figures[f"floor:{g.optimizer}:{g.lr_scale}"] = name
     fig.plot_dynamics(histories, base.target_fid, folder / "dynamics.png")
     figures["dynamics"] = "dynamics.png"
     if len({g.lr_scale for g in groups}) > 1:

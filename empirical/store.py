@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS runs (
     seed INTEGER NOT NULL,
     lr_scale REAL NOT NULL,
     optimizer TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('reached', 'not_reached', 'diverged')),
+    status TEXT NOT NULL CHECK (status IN ('reached', 'not_reached', 'settled', 'diverged')),
     steps_to_target INTEGER,
     sfo INTEGER,
     steps_run INTEGER NOT NULL,
@@ -244,6 +244,33 @@ def _check_existing(path: Path) -> None:
                                   "choose another --out") from None
 
 
+def _allow_settled(db: sqlite3.Connection) -> None:
+    """Let a folder made before the status "settled" existed store it: rebuild its runs table with today's CHECK
+    (SQLite cannot alter a constraint; this is its documented 12-step table rebuild, run in one transaction, with
+    foreign keys off so that dropping the old table does not cascade into the history)."""
+    sql = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'runs'").fetchone()[0]
+    if "'settled'" in sql:
+        return
+    start, end = _TABLES.index("CREATE TABLE IF NOT EXISTS runs"), _TABLES.index("CREATE TABLE IF NOT EXISTS history")
+    create = _TABLES[start:end]
+    db.execute("PRAGMA foreign_keys = OFF")
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute(create.replace("IF NOT EXISTS runs", "runs_rebuilt"))
+            db.execute("INSERT INTO runs_rebuilt SELECT * FROM runs")
+            db.execute("DROP TABLE runs")
+            db.execute("ALTER TABLE runs_rebuilt RENAME TO runs")
+            if db.execute("PRAGMA foreign_key_check").fetchall():
+                raise sqlite3.IntegrityError("history rows lost their run while rebuilding the runs table")
+        except BaseException:
+            db.rollback()
+            raise
+        db.commit()
+    finally:
+        db.execute("PRAGMA foreign_keys = ON")
+
+
 def open_store(folder: str | Path, base: TrainConfig, preset: str) -> Store:
     """Open (creating if needed) the store of a sweep folder for `base`; refuse a folder made for another config."""
     folder = Path(folder)
@@ -262,6 +289,7 @@ def open_store(folder: str | Path, base: TrainConfig, preset: str) -> Store:
             db = _connect(path, read_only=False)
             db.execute("PRAGMA journal_mode = WAL")
             db.executescript(_TABLES)
+            _allow_settled(db)
             store = Store(path, db)
             with store._transaction():  # the first sweep to get here names the folder's config
                 db.executemany("INSERT OR IGNORE INTO meta VALUES (?, ?)", [

@@ -4,7 +4,8 @@
                               [--lr-scale 0.25,0.5,1,2,4] [--optimizers adam] [--workers 2] [--export-csv]
                               [--backend ray [--address auto] [--ray-cpus 1] [--ray-gpus 0.25] ...]
 
-Each cell runs in a worker process with one thread, so a cell's result does not depend on --workers. The parent
+Each cell runs in a worker process with one thread, so a cell's result does not depend on --workers; the seeds of one
+batch size of a benchmark that trains seeds as one batched computation (lqgan) run together in one worker. The parent
 alone writes to the folder's SQLite store (empirical/store.py) as runs finish; running the same command again
 skips finished cells, so a killed sweep resumes where it stopped. Then: python -m empirical.report OUT.
 --backend ray runs the cells as Ray tasks instead, on this machine or a cluster (empirical/ray_backend.py,
@@ -29,16 +30,16 @@ import torch
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
+from empirical import benchmarks
 from empirical.cli import OneLineParser, add_config_flags, config_overrides, fail
 from empirical.config import TrainConfig
 from empirical.datasets import load_data
 from empirical.errors import EmpiricalInputError
-from empirical.presets import PRESETS, default_batch_sizes, get_preset
+from empirical.presets import PRESETS, default_batch_sizes, default_seeds, get_preset
 from empirical.store import Cell, open_store
 from empirical.train import RunResult, resolve_device, train
 
 PROG = "python -m empirical.sweep"
-DEFAULT_SEEDS = (0, 1, 2)
 
 
 def grid(
@@ -75,6 +76,36 @@ def run_cell(base: TrainConfig, cell: Cell) -> RunResult:
     return train(cell.config(base), cell.seed)
 
 
+def _batched_trainer(config: TrainConfig) -> Callable[[TrainConfig, Sequence[int]], list[RunResult]] | None:
+    """A registered benchmark's batched trainer when it can train this config's seeds together, else None."""
+    if not benchmarks.is_registered(config.data):
+        return None
+    from empirical.benchmarks.lqgan_batched import ELEMENTWISE
+
+    unit = benchmarks.get_benchmark(config.data)
+    return unit.train_many if unit.train_many is not None and config.optimizer in ELEMENTWISE else None
+
+
+def bundles(base: TrainConfig, cells: Sequence[Cell]) -> list[list[Cell]]:
+    """The cells grouped into the units a worker trains: the seeds of one (batch size, lr scale, optimizer) together
+    where the benchmark trains seeds as one batched computation (lqgan), one cell each otherwise. Order kept."""
+    groups: dict[tuple, list[Cell]] = {}
+    for cell in cells:
+        batched = _batched_trainer(cell.config(base)) is not None
+        key = (cell.batch_size, cell.lr_scale, cell.optimizer) if batched else cell
+        groups.setdefault(key, []).append(cell)
+    return list(groups.values())
+
+
+def run_bundle(base: TrainConfig, bundle: Sequence[Cell]) -> list[RunResult]:
+    """The runs of a bundle (in a worker process): batched when it holds several seeds of a batched benchmark."""
+    config = bundle[0].config(base)
+    trainer = _batched_trainer(config)
+    if trainer is None or len(bundle) == 1:
+        return [run_cell(base, cell) for cell in bundle]
+    return trainer(config, [cell.seed for cell in bundle])
+
+
 @dataclass(frozen=True)
 class Outcome:
     cell: Cell
@@ -93,16 +124,19 @@ def execute(base: TrainConfig, cells: Sequence[Cell], workers: int) -> Iterator[
     """
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
-        pending: dict[Future, Cell] = {pool.submit(run_cell, base, cell): cell for cell in cells}
+        pending: dict[Future, list[Cell]] = {pool.submit(run_bundle, base, b): b for b in bundles(base, cells)}
         try:
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
-                    cell = pending.pop(future)
+                    bundle = pending.pop(future)
                     try:
-                        yield Outcome(cell, future.result())
+                        results = future.result()
                     except Exception as error:  # reported per cell; the sweep continues
-                        yield Outcome(cell, None, f"{type(error).__name__}: {error}")
+                        for cell in bundle:
+                            yield Outcome(cell, None, f"{type(error).__name__}: {error}")
+                    else:
+                        yield from (Outcome(cell, r) for cell, r in zip(bundle, results, strict=True))
         finally:
             for future in pending:
                 future.cancel()
@@ -167,8 +201,9 @@ def _parser() -> OneLineParser:
     parser.add_argument("--preset", default="ring8", help=f"one of {', '.join(PRESETS)} (default ring8)")
     parser.add_argument("--out", required=True, help="output folder (its sweep.db is created or resumed)")
     parser.add_argument("--batch-sizes", help="comma-separated (default: the preset's grid: 4..512 for ring8, "
-                                              "grid25, digits; 4..1024 for the paper presets)")
-    parser.add_argument("--seeds", default=",".join(map(str, DEFAULT_SEEDS)))
+                                              "grid25, digits; 4..1024 for the paper presets; 1..1024 for lqgan)")
+    parser.add_argument("--seeds", help="comma-separated (default: the preset's: 0..7 for lqgan, 0..4 for "
+                                         "gauss-mlp, 0,1,2 otherwise)")
     parser.add_argument("--lr-scale", default="1", help="multipliers of both α_D and α_G, e.g. 0.25,0.5,1,2,4")
     parser.add_argument("--optimizers", default=None, help="comma-separated (default: the preset's)")
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)),
@@ -220,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         base = get_preset(args.preset).with_(**config_overrides(args))
         given = args.batch_sizes or ",".join(map(str, default_batch_sizes(args.preset)))
         batch_sizes = _positive(_list(int, "batch-sizes")(given), "batch-sizes")
-        seeds = _list(int, "seeds")(args.seeds)
+        seeds = _list(int, "seeds")(args.seeds or ",".join(map(str, default_seeds(args.preset))))
         lr_scales = _positive(_list(float, "lr-scale")(args.lr_scale), "lr-scale")
         optimizers = _list(str, "optimizers")(args.optimizers) if args.optimizers else [base.optimizer]
         if args.workers < 1:

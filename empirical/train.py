@@ -27,18 +27,18 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from empirical import benchmarks
 from empirical.cli import OneLineParser, add_config_flags, config_overrides
 from empirical.config import TrainConfig
 from empirical.datasets import load_data
 from empirical.errors import EmpiricalInputError
-from empirical.evaluation import FIDEvaluator
+from empirical.evaluation import make_evaluator
 from empirical.losses import discriminator_loss, generator_loss
 from empirical.mixtures import get_mixture, mode_coverage
 from empirical.models import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator, dcgan_init
 from empirical.optimizers import make_optimizer
 from empirical.presets import PRESETS, get_preset
-
-REACHED, NOT_REACHED, DIVERGED = "reached", "not_reached", "diverged"
+from empirical.stopping import DIVERGED, NOT_REACHED, REACHED, SETTLED, Stopper  # noqa: F401 (the statuses, re-exported)
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,8 @@ def resolve_device(name: str) -> torch.device:
 
 def build_models(config: TrainConfig, channels: int) -> tuple[nn.Module, nn.Module]:
     """Generator and discriminator for the config, initialised from the current torch RNG."""
+    if benchmarks.is_registered(config.data):
+        return benchmarks.get_benchmark(config.data).build_models(config)
     if config.model == "mlp":
         return (
             MLPGenerator(config.z_dim, config.width, config.depth),
@@ -194,7 +196,7 @@ def train(
     device = resolve_device(config.device)
     start = time.perf_counter()
     data = load_data(config, device)
-    evaluate = FIDEvaluator(config, device, seed=seed + 1_000_003)
+    evaluate = make_evaluator(config, device, seed=seed + 1_000_003)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         g, d = build_models(config, channels=data.shape[0] if len(data.shape) == 3 else 1)
@@ -209,7 +211,8 @@ def train(
     sum_d = torch.zeros((), device=device)
     sum_g = torch.zeros((), device=device)
     count = 0
-    status, reached_at, diverged_at, step = NOT_REACHED, None, None, 0
+    status, diverged_at, step = None, None, 0
+    stopper = Stopper(config)
     next_eval = next_evaluation(0, config.eval_every, config.eval_growth)
     g_step, d_step = training_modules(config, g, d)
     # bf16 autocast covers the forward passes of the training steps only; backward runs outside it, as
@@ -245,7 +248,9 @@ def train(
         if observe is not None:
             observe(Checkpoint(point.step, point, g, d, opt_d, opt_g))
 
-    record(evaluation(0, None, None, None))
+    first = evaluation(0, None, None, None)
+    record(first)
+    stopper.start(first.fid)
     for step in range(1, config.max_steps + 1):
         for critic_step in range(config.n_critic):
             real = data.sample(b, rng)
@@ -282,19 +287,17 @@ def train(
             sum_d.zero_()
             sum_g.zero_()
             count = 0
-            if not math.isfinite(point.fid):
-                status, diverged_at = DIVERGED, step
-                break
-            if point.fid <= config.target_fid:
-                status, reached_at = REACHED, step
+            status = stopper.update(step, point.fid)
+            if status is not None:
+                diverged_at = step if status == DIVERGED else None
                 break
         if progress is not None:
             progress(step, point)
     return RunResult(
         config=config,
         seed=seed,
-        status=status,
-        steps_to_target=reached_at,
+        status=status or stopper.final_status(),
+        steps_to_target=stopper.reached_at if status != DIVERGED else None,
         steps_run=step,
         diverged_at=diverged_at,
         device=str(device),
@@ -355,6 +358,10 @@ def main(argv: list[str] | None = None) -> int:
     target = f"FID <= {config.target_fid:g} at n = {config.n_eval} ({config.features} features)"
     if result.status == REACHED:
         print(f"K = {result.steps_to_target} steps to {target}; SFO = K*b = {result.sfo}")
+    elif result.status == SETTLED:
+        floor = min(p.fid for p in result.history[len(result.history) // 2:])
+        print(f"settled above the target at step {result.steps_run} (FID no lower than {floor:.3g} over the second "
+              f"half of the run): {target} is below this batch size's noise floor")
     elif result.status == DIVERGED:
         print(f"diverged (NaN/inf) at step {result.diverged_at}; target was {target}")
     else:

@@ -7,13 +7,16 @@ empirical report call :func:`analyse`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
+import sympy as sp
 
+from theory import exact, template
 from theory.bounds import FamilyBounds, bounds_for
-from theory.constants import PLAYER_NAMES, PLAYERS, flag_name
+from theory.constants import PLAYER_NAMES, PLAYERS, flag_name, other
 from theory.errors import TheoryInputError, UnreachableTarget
 from theory.families import BoundFamily
 from theory.joint import Hyperbola, JointOptimum, joint_optimum
@@ -51,13 +54,15 @@ def curves(players: Mapping[str, PlayerResult], b: np.ndarray) -> tuple[dict[str
     b = np.asarray(b, dtype=np.float64)
     K = {p: r.hyperbola.K(b) for p, r in players.items()}
     K["joint"] = np.maximum(K["D"], K["G"])
-    return K, {k: b * v for k, v in K.items()}
+    with np.errstate(over="ignore"):  # an N beyond float64 is inf here; analyse() refuses it on the batch grid
+        return K, {k: b * v for k, v in K.items()}
 
 
-def best_integer(b_star: float, N) -> int:
-    """argmin of a convex N over the integers: ⌊b*⌋ or ⌈b*⌉ (⌈b*⌉ >= b* = 2c is always in the domain)."""
+def best_integer(b_star: float, K: Callable[[float], float]) -> int:
+    """argmin over the integers of the convex N(b) = b·K(b): ⌊b*⌋ or ⌈b*⌉ (⌈b*⌉ >= b* = 2c is always in the
+    domain). Compared as (⌊b*⌋/⌈b*⌉)·K(⌊b*⌋) <= K(⌈b*⌉), so that b·K cannot overflow when N(b*) fits."""
     lo, hi = math.floor(b_star), math.ceil(b_star)
-    return lo if lo >= 1 and N(lo) <= N(hi) else hi
+    return lo if lo >= 1 and (lo / hi) * float(K(lo)) <= float(K(hi)) else hi
 
 
 @dataclass(frozen=True)
@@ -89,14 +94,148 @@ def check_batch_sizes(batch_sizes: Sequence[float]) -> np.ndarray:
 
 
 def check_validity(fb: FamilyBounds, values: Mapping[str, float]) -> None:
-    """Raise a one-line error when the constants violate a condition the family's bound was derived under."""
+    """Raise a one-line error when the constants violate a condition the family's bound was derived under
+    (decided on the constants' exact values up to their rounding, so α·L = 1e600 is compared as such, not as
+    inf, and α = 0.1, L = 10 passes α·L <= 1)."""
     for p in PLAYERS:
         for rel, reason in fb.players[p].validity:
             subs = {s: values[s.name] for s in rel.free_symbols}
-            if not bool(rel.subs(subs)):
-                lhs = float(rel.lhs.subs(subs))
+            if not exact.holds(rel, subs):
+                lhs, rhs = exact.evaluate(rel.lhs, subs), exact.evaluate(rel.rhs, subs)
+                digits = 6 if exact.fmt(lhs, 6) != exact.fmt(rhs, 6) else 17  # 1.000000000000001, not 1
+                lhs = exact.fmt(lhs, digits)
                 raise TheoryInputError(f"family {fb.family.name!r} is not valid for {PLAYER_NAMES[p]}: needs "
-                                       f"{rel} ({reason}), got {rel.lhs} = {lhs:g}")
+                                       f"{rel} ({reason}), got {rel.lhs} = {lhs}")
+
+
+def player_form(family: BoundFamily, player: str, what: str) -> str:
+    """The family's A, B or C for ``player`` in readable symbols, e.g. "2·Δ_D/α_D" (for error messages)."""
+    loc = {}
+    for name in family.constants:
+        spec = family.spec(name)
+        loc[f"{name}_P"] = sp.Symbol(spec.display_for(player))
+        loc[f"{name}_Q"] = sp.Symbol(spec.display_for(other(player)))
+    expr = sp.parse_expr(getattr(family, what), local_dict=loc)
+    return sp.sstr(expr).replace("**", "^").replace("*", "·")
+
+
+def _inputs(family: BoundFamily, expr: sp.Expr, values: Mapping[str, float]) -> str:
+    """The constants ``expr`` depends on, with their values, e.g. "Δ_D = 1e+308, α_D = 1e-300"."""
+    shown = []
+    for s in sorted(expr.free_symbols, key=lambda s: s.name):
+        name, _, p = s.name.rpartition("_")
+        shown.append(f"{family.spec(name).display_for(p)} = {values[s.name]:g}")
+    return ", ".join(shown) or "a constant"
+
+
+# Per-player results beyond A, B, C, as the template's closed forms (sympy-derived) and how messages show them.
+_DERIVED = {
+    "c": ("c_{p} = B_{p}/(ε² − C_{p})", "the domain edge"),
+    "b_star": ("b*_{p} = 2·B_{p}/(ε² − C_{p})", "the critical batch size"),
+    "K_inf": ("K_{p}(∞) = A_{p}/(ε² − C_{p})", "the steps at b → ∞"),
+    "K_star": ("K_{p}(b*) = 2·A_{p}/(ε² − C_{p})", "the steps at b*"),
+    "N_star": ("N_{p}(b*) = 4·A_{p}·B_{p}/(ε² − C_{p})²", "the SFO complexity at b*"),
+}
+
+
+@lru_cache(maxsize=1)
+def derived_forms() -> dict[str, sp.Expr]:
+    """The template's c, b*, K(∞), K(b*) and N(b*) in its symbols A, B, C and ε."""
+    T = template.derive()
+    return {"c": T.c, "b_star": T.b_star, "K_inf": T.K_inf,
+            "K_star": sp.simplify(T.K.subs(template.b, T.b_star)), "N_star": T.N_star}
+
+
+@dataclass(frozen=True)
+class ExactPlayer:
+    """A player's A, B, C, ε and ε² − C as exact numbers (sympy), before any rounding to float64."""
+
+    epsilon: sp.Rational
+    A: sp.Expr
+    B: sp.Expr
+    C: sp.Expr
+    margin: sp.Expr  # ε² − C
+
+
+def exact_players(fb: FamilyBounds, values: Mapping[str, float], eps: float) -> dict[str, ExactPlayer]:
+    """A_P, B_P, C_P of both players on the exact values of the constants and ε."""
+    subs = {s: values[s.name] for s in fb.args if s is not template.epsilon}
+    e = exact.rational(eps)
+    out = {}
+    for p in PLAYERS:
+        A, B, C = (exact.evaluate(getattr(fb.players[p], w), subs) for w in "ABC")
+        margin = exact.substitute(template.epsilon**2 - template.C, {template.epsilon: e, template.C: C})
+        out[p] = ExactPlayer(epsilon=e, A=A, B=B, C=C, margin=margin)
+    return out
+
+
+def check_reachable(family: BoundFamily, ex: Mapping[str, ExactPlayer]) -> None:
+    """Raise :class:`UnreachableTarget` when ε² <= C_P for a player (decided exactly, not on rounded floats)."""
+    below = [p for p in PLAYERS if exact.sign(ex[p].margin) <= 0]
+    if not below:
+        return
+    floors = {p: exact.number(ex[p].C) for p in PLAYERS}
+    worst = max(below, key=floors.get)
+    min_eps = sp.sqrt(max(floors.values()))
+    eps2 = ex[worst].epsilon ** 2
+    raise UnreachableTarget(
+        f"target unreachable: ε² = {exact.fmt(eps2)} <= C_{worst} = {exact.fmt(floors[worst])}, the "
+        f"{PLAYER_NAMES[worst]}'s floor for family {family.name!r}; the bound can only certify "
+        f"ε > {exact.fmt(min_eps)}",
+        min_epsilon=float(exact.number(min_eps)),  # inf when even that ε is beyond float64
+    )
+
+
+def player_result(family: BoundFamily, p: str, ex: ExactPlayer, values: Mapping[str, float]) -> PlayerResult:
+    """Round player ``p``'s exact results to float64, refusing (one line) any that float64 cannot hold."""
+    fb = bounds_for(family)
+    floats = {}
+    for w in "ABC":
+        floats[w] = exact.rounded(getattr(ex, w))
+        if floats[w] is None:
+            raise exact.out_of_range(getattr(ex, w), f"{w}_{p} = {player_form(family, p, w)}",
+                                     _inputs(family, getattr(fb.players[p], w), values))
+    on = {template.A: ex.A, template.B: ex.B, template.C: ex.C, template.epsilon: ex.epsilon}
+    for key, form in derived_forms().items():
+        x = exact.substitute(form, on)
+        floats[key] = exact.rounded(x)
+        if floats[key] is None:
+            label, meaning = _DERIVED[key]
+            why = f"A_{p} = {exact.fmt(ex.A)}, B_{p} = {exact.fmt(ex.B)}, ε² − C_{p} = {exact.fmt(ex.margin)}"
+            raise exact.out_of_range(x, label.format(p=p), f"{meaning}, from {why}")
+    h = Hyperbola(floats["K_inf"], floats["c"])
+    return PlayerResult(
+        player=p, A=floats["A"], B=floats["B"], C=floats["C"], c=floats["c"], b_star=floats["b_star"],
+        b_star_integer=best_integer(floats["b_star"], h.K), K_inf=floats["K_inf"],
+        K_at_b_star=floats["K_star"], N_at_b_star=floats["N_star"],
+    )
+
+
+def check_joint(joint: JointOptimum) -> None:
+    """Refuse a joint optimum whose b*, K(b*) or N(b*) float64 cannot hold (one line)."""
+    for what, x in (("b*", joint.b_star), ("K(b*)", joint.K), ("N(b*) = b*·K(b*)", joint.N)):
+        if not (math.isfinite(x) and x >= exact.FLOAT64_MIN):
+            raise TheoryInputError(f"the joint {what} (case {joint.case}) is beyond float64's range: b* = "
+                                   f"{joint.b_star:g}, K(b*) = {joint.K:g}")
+
+
+def check_grid(players: Mapping[str, PlayerResult], bs: np.ndarray, K: Mapping[str, np.ndarray],
+               N: Mapping[str, np.ndarray]) -> None:
+    """Refuse a batch size in the domain where K(b) or N(b) = b·K(b) leaves float64's range: the table would
+    otherwise show it as "—", which means b <= c."""
+    inside = np.all([bs > r.c for r in players.values()], axis=0)
+    for key in ("D", "G", "joint"):
+        ok = bs > players[key].c if key in players else inside
+        bad = ok & ~np.isfinite(K[key])
+        if np.any(bad):
+            b = bs[bad][0]
+            raise TheoryInputError(f"batch size {b:g}: K_{key}(b) overflows float64 (K(∞) = "
+                                   f"{max(r.K_inf for r in players.values()):g}); choose others with --batch-sizes")
+    bad = inside & ~((N["joint"] >= exact.FLOAT64_MIN) & np.isfinite(N["joint"]))
+    if np.any(bad):
+        i = int(np.flatnonzero(bad)[0])
+        raise TheoryInputError(f"batch size {bs[i]:g}: N(b) = b·K(b) = {bs[i]:g}·{K['joint'][i]:g} is beyond "
+                               "float64's range; choose others with --batch-sizes")
 
 
 def analyse(
@@ -105,7 +244,11 @@ def analyse(
     epsilon: ConstantValue,
     batch_sizes: Sequence[float] = DEFAULT_BATCH_SIZES,
 ) -> Analysis:
-    """Evaluate the family's bounds for the given constants and target ε."""
+    """Evaluate the family's bounds for the given constants and target ε.
+
+    A, B, C and the per-player results are computed exactly from the float64 inputs (:mod:`theory.exact`) and
+    then rounded, so no intermediate step over- or underflows; a result float64 cannot hold is refused in one
+    line, as is a batch size whose K(b) or N(b) it cannot hold."""
     fb = bounds_for(family)
     missing = [k for k in fb.keys() if k not in constants]
     if missing:
@@ -120,38 +263,14 @@ def analyse(
     check_validity(fb, values)
     bs = check_batch_sizes(batch_sizes)
 
-    args = [values[k] for k in fb.keys()] + [eps]
-    floors = {p: float(fb.numeric[p]["C"](*args)) for p in PLAYERS}
-    for p, C in floors.items():
-        if not math.isfinite(C):
-            raise TheoryInputError(f"the constants overflow float64 for the {PLAYER_NAMES[p]} (C = {C:g})")
-    worst = max(PLAYERS, key=floors.get)
-    if eps**2 <= floors[worst]:
-        min_eps = math.sqrt(max(floors.values()))
-        raise UnreachableTarget(
-            f"target unreachable: ε² = {eps**2:.6g} <= C_{worst} = {floors[worst]:.6g}, the "
-            f"{PLAYER_NAMES[worst]}'s floor for family {family.name!r}; the bound can only certify "
-            f"ε > {min_eps:.6g}",
-            min_epsilon=min_eps,
-        )
-
-    players = {}
-    for p in PLAYERS:
-        f = fb.numeric[p]
-        A, B, K_inf, c, b_star = (float(f[w](*args)) for w in ("A", "B", "K_inf", "c", "b_star"))
-        K_star = float(f["K"](b_star, *args))
-        if not all(map(math.isfinite, (A, B, c, b_star, K_inf, b_star * K_star))):
-            raise TheoryInputError(f"the constants overflow float64 for the {PLAYER_NAMES[p]} "
-                                   f"(A = {A:g}, B = {B:g}, ε² − C = {eps**2 - floors[p]:g})")
-        h = Hyperbola(K_inf, c)
-        players[p] = PlayerResult(
-            player=p, A=A, B=B, C=floors[p], c=c, b_star=b_star,
-            b_star_integer=best_integer(b_star, lambda x, h=h: x * h.K(x)), K_inf=K_inf, K_at_b_star=K_star,
-            N_at_b_star=b_star * K_star,
-        )
+    ex = exact_players(fb, values, eps)
+    check_reachable(family, ex)
+    players = {p: player_result(family, p, ex[p], values) for p in PLAYERS}
     joint = joint_optimum(players["D"].hyperbola, players["G"].hyperbola)
+    check_joint(joint)
     K, N = curves(players, bs)
-    joint_int = best_integer(joint.b_star, lambda x: float(curves(players, x)[1]["joint"]))
+    check_grid(players, bs, K, N)
+    joint_int = best_integer(joint.b_star, lambda x: curves(players, x)[0]["joint"])
     return Analysis(family=family, epsilon=epsilon, constants=dict(constants), players=players, joint=joint,
                     batch_sizes=bs, K=K, N=N, joint_b_star_integer=joint_int)
 

@@ -31,9 +31,10 @@ class Hyperbola:
         return 2.0 * self.c
 
     def K(self, b: np.ndarray | float) -> np.ndarray:
+        """K(b), inf for b <= c; as K_inf·(b/(b − c)), so K_inf·b cannot overflow when K(b) itself fits."""
         b = np.asarray(b, dtype=np.float64)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(b > self.c, self.K_inf * b / (b - self.c), np.inf)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return np.where(b > self.c, self.K_inf * (b / (b - self.c)), np.inf)
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def crossing(d: Hyperbola, g: Hyperbola) -> float | None:
     (k1, c1), (k2, c2) = sorted(((d.K_inf, d.c), (g.K_inf, g.c)), key=lambda kc: -kc[1])
     if not (c1 > c2 and k2 > k1):
         return None  # the curve with the larger pole stays above the other on the whole domain
-    t = k1 * (c1 - c2) / (k2 - k1)
+    t = (c1 - c2) * (k1 / (k2 - k1))  # grouped so that k1·(c1 − c2) cannot overflow when t fits
     b = c1 + t
     return float(b if b > c1 else np.nextafter(c1, np.inf))  # t below one ulp of c1
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from theory import template
+from theory import exact, template
 from theory.analysis import Analysis
 from theory.bounds import bounds_for
 from theory.constants import PLAYER_NAMES, PLAYERS
@@ -62,7 +62,8 @@ def to_text(a: Analysis, show_proofs: bool = False, noise_scale: Mapping[str, fl
     lines = [
         f"family '{f.name}': {f.summary}",
         f"bound:  V_P(K, b) <= A_P/K + B_P/b + C_P  for P in {{D, G}}, with V_P = {f.measure}",
-        f"target: ε = {a.epsilon.value:g} (ε² = {a.epsilon.value**2:g})   [{a.epsilon.source}]",
+        f"target: ε = {a.epsilon.value:g} (ε² = {exact.fmt(exact.rational(a.epsilon.value) ** 2)})   "
+        f"[{a.epsilon.source}]",
         "",
         "constants",
     ]

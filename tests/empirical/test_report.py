@@ -19,12 +19,12 @@ def k_of(b: int, seed: int, scale: float) -> int:
     return round(200 / scale * b / (b - 3) * (1 + 0.05 * (seed - 1)))
 
 
-def fill(folder, scales=(1.0,), miss=None):
+def fill(folder, scales=(1.0,), miss=None, optimizer="adam"):
     with open_store(folder, BASE, "ring8") as store:
         for scale in scales:
             for b in BATCHES:
                 for seed in range(3):
-                    cell = Cell(b, seed, scale, "adam")
+                    cell = Cell(b, seed, scale, optimizer)
                     k = k_of(b, seed, scale)
                     status = "not_reached" if (b, seed) == miss else "reached"
                     history = [EvalPoint(0, 250.0, *[math.nan] * 5, 0.0, 0, 0.0),
@@ -115,7 +115,7 @@ def test_measured_constants_give_theory_and_noise_scale_rows(tmp_path, capsys):
     from theory import critical
     from theory.schema import write_constants
 
-    fill(tmp_path)
+    fill(tmp_path, optimizer="sgd")  # the sgd families describe SGD runs
     constants = {"alpha_D": 9.0, "alpha_G": 9.0,  # the report puts each group's α in their place
                  "smoothness_D": 50.0, "smoothness_G": 20.0, "sigma2_D": 60.0, "sigma2_G": 70.0,
                  "gap_D": 1.4, "gap_G": 0.7}
@@ -131,7 +131,7 @@ def test_measured_constants_give_theory_and_noise_scale_rows(tmp_path, capsys):
     assert f"**{b['joint']:.3g}**" in text and "b*_theory (sgd-frozen)" in text
     assert "| b*_noise = B_simple: D, G, **joint** | 40, 12, **40** | D [30, 50] |" in text
     assert "5× b*_measured" in text  # b*_noise 40 against the measured b* = 8
-    assert "b*_theory (adam) | — | — | constants file" in text and "incomplete" in text  # no h_min etc.: said
+    assert "b*_theory (adam) | — | — | out of scope: this family bounds adam" in text  # Adam bounds, SGD runs
     with (tmp_path / "summary.csv").open() as f:
         row = next(csv.DictReader(f))
     assert float(row["b_star_noise"]) == 40.0
@@ -183,3 +183,12 @@ def test_a_local_dip_in_the_sfo_is_not_called_a_minimum(tmp_path):
     text = report.write_report(tmp_path, n_resamples=20).read_text()
     assert "no interior minimum on this grid" in text and "K never falls" not in text
     assert "only locally (from b = 16 to 32, 2.17× while b grows 2×)" in text
+
+
+def test_a_bound_family_is_set_beside_runs_of_the_optimizer_it_models_only(tmp_path):
+    """An SGD bound fed Adam's α says nothing about Adam runs: the report gives no number, only the reason."""
+    fill(tmp_path, optimizer="adam")
+    text = report.write_report(tmp_path, n_resamples=20).read_text()
+    assert "| b*_theory (sgd-frozen) | — | — | out of scope: this family bounds sgd runs, these are adam |" in text
+    assert "| b*_theory (sgd) | — | — | out of scope" in text
+    assert "| b*_theory (adam) | — | — | out of scope" not in text

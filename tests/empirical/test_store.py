@@ -147,3 +147,32 @@ def test_csv_export_is_tidy(tmp_path):
     history = history_csv.read_text().splitlines()
     assert history[0].startswith("batch_size,seed,lr_scale,optimizer,run_id,step,fid")
     assert len(history) == 1 + 2 * 5
+
+
+def _downgrade_to_the_old_check(path) -> None:
+    """Rebuild the runs table with the CHECK of folders made before 'settled' existed (rows and history kept)."""
+    from empirical import store as store_module
+
+    start = store_module._TABLES.index("CREATE TABLE IF NOT EXISTS runs")
+    end = store_module._TABLES.index("CREATE TABLE IF NOT EXISTS history")
+    old = store_module._TABLES[start:end].replace("'settled', ", "").replace("IF NOT EXISTS runs", "runs_old")
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA foreign_keys = OFF")
+    db.executescript(f"BEGIN; {old}; INSERT INTO runs_old SELECT * FROM runs; DROP TABLE runs; "
+                     "ALTER TABLE runs_old RENAME TO runs; COMMIT;")
+    assert "'settled'" not in db.execute("SELECT sql FROM sqlite_master WHERE name = 'runs'").fetchone()[0]
+    db.close()
+
+
+def test_a_folder_made_before_settled_existed_takes_it_and_keeps_its_runs(tmp_path):
+    """Opening an old folder rebuilds its runs table with today's CHECK, keeping every run and its history."""
+    old_run = result(Cell(8, 1), "not_reached", 100)
+    with open_store(tmp_path, BASE, "ring8") as store:
+        store.add(Cell(8, 1), old_run)
+    _downgrade_to_the_old_check(tmp_path / DB_NAME)
+    with open_store(tmp_path, BASE, "ring8") as store:
+        assert store.add(Cell(4, 0), result(Cell(4, 0), "settled", 60))
+        rows = {r.cell: r for r in store.runs()}
+        assert rows[Cell(4, 0)].status == "settled"
+        assert rows[Cell(8, 1)].status == "not_reached"
+        assert store.history(rows[Cell(8, 1)].id)[1:] == old_run.history[1:]

@@ -264,7 +264,11 @@ def _bad_inputs(tmp_path):
         (["--batch-sizes", "0,4"], "batch sizes must be"),
         (["--batch-sizes", "a,b"], "comma-separated numbers"),
         (["--batch-sizes", ""], "batch sizes must be a non-empty list"),
-        (["--family", "adam", "--alpha-d", "1e300", "--h-min-d", "1e-300", "--h-max-d", "1"], "overflow float64"),
+        # a floor beyond float64 is still compared exactly: the target is unreachable, not an overflow
+        (["--family", "adam", "--alpha-d", "1e300", "--h-min-d", "1e-300", "--h-max-d", "1", "--grad-bound-d", "1",
+          "--beta1-d", "0.5"], "<= C_D = 1.5e+600, the discriminator's floor"),
+        (["--family", "adam", "--alpha-d", "1e-300", "--dim-d", "1e300", "--epsilon", "1e4"],
+         "A_D = Dist_D^2·d_D·h_max,D·(β1_D + 1)/"),
         (["--constants", str(tmp_path / "missing.json")], "cannot read constants file"),
         (["--constants", str(bad_json)], "is not valid JSON"),
         (["--constants", str(wrong_schema)], "\"schema\" must be"),

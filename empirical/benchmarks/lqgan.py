@@ -1,0 +1,284 @@
+"""The linear-quadratic Gaussian GAN: a control game where the TTUR theory's assumptions hold, with exact FID.
+
+Feizi, Farnia, Ginart and Tse (2017), "Understanding GANs: the LQG setting" (reference.md §8). Data N(μ, Σ) in
+d = 4 dimensions; generator x = μ_g + A·z, z ~ N(0, I_d), A lower-triangular (every Gaussian has such an A, and the
+triangle removes the rotation symmetry A → A·R, which would otherwise leave a flat, noise-driven direction in the
+game); discriminator D(x) = wᵀx + xᵀVx with V symmetric; WGAN losses with an L2 penalty (λ/2)·‖θ_D‖² on D's
+parameters (loss "wgan-l2"), so D's problem is λ-strongly convex and λ-smooth for a fixed G. At the equilibrium
+μ_g = μ, A·Aᵀ = Σ and D = 0.
+
+Everything the theory needs has a closed form here: FID is the Fréchet distance between N(μ_g, AAᵀ) and N(μ, Σ)
+computed from the parameters (no samples, no feature network), each player's smoothness and per-sample gradient
+covariance come from Gaussian moments (:func:`exact_noise`, :func:`exact_smoothness`), and the noise floor of
+constant-step SGD from a discrete Lyapunov equation (empirical/benchmarks/lqgan_floor.py). The modules accept a
+leading run axis on their parameters, which is how empirical/benchmarks/lqgan_batched.py trains many seeds as one
+computation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+from torch import nn
+
+from empirical.benchmarks import Benchmark
+from empirical.config import TrainConfig
+from empirical.fid import ReferenceStatistics, Statistics
+
+DIM = 4
+CONDITION = 2.0  # λ_max(Σ)/λ_min(Σ)
+DATA_SEED = 20_261_202
+
+
+@dataclass(frozen=True)
+class GaussianTarget:
+    """The data distribution N(μ, Σ), float64."""
+
+    mu: np.ndarray
+    sigma: np.ndarray
+
+    @property
+    def dim(self) -> int:
+        return len(self.mu)
+
+
+@lru_cache(maxsize=4)
+def target(dim: int = DIM) -> GaussianTarget:
+    """The seeded data: Σ = Q·diag(1 … 1/CONDITION, geometric)·Qᵀ with Q a random rotation, μ ~ N(0, I/4)."""
+    rng = np.random.default_rng(DATA_SEED)
+    q, r = np.linalg.qr(rng.standard_normal((dim, dim)))
+    q = q * np.sign(np.diag(r))  # the Haar-distributed rotation (QR's sign convention fixed)
+    eigenvalues = np.geomspace(1.0, 1.0 / CONDITION, dim)
+    sigma = (q * eigenvalues) @ q.T
+    return GaussianTarget(mu=0.5 * rng.standard_normal(dim), sigma=(sigma + sigma.T) / 2)
+
+
+def tril_scatter(dim: int) -> torch.Tensor:
+    """The (d², d(d+1)/2) 0/1 matrix E with vec(A) = E·a for the lower-triangular A whose entries (row-major) are a."""
+    rows, cols = torch.tril_indices(dim, dim)
+    scatter = torch.zeros(dim * dim, len(rows))
+    scatter[rows * dim + cols, torch.arange(len(rows))] = 1.0
+    return scatter
+
+
+def symmetric_scatter(dim: int) -> torch.Tensor:
+    """The (d², d(d+1)/2) matrix S with vec(V) = S·v for the symmetric V whose lower triangle (row-major) is v."""
+    rows, cols = torch.tril_indices(dim, dim)
+    scatter = torch.zeros(dim * dim, len(rows))
+    index = torch.arange(len(rows))
+    scatter[rows * dim + cols, index] = 1.0
+    scatter[cols * dim + rows, index] = 1.0
+    return scatter
+
+
+class LQGenerator(nn.Module):
+    """x = μ_g + A·z, A lower-triangular. Parameters may carry a leading run axis: mu (R, d), a (R, m), z (R, n, d)."""
+
+    def __init__(self, dim: int = DIM) -> None:
+        super().__init__()
+        self.dim = dim
+        self.mu = nn.Parameter(torch.zeros(dim))
+        self.a = nn.Parameter(torch.zeros(dim * (dim + 1) // 2))
+        self.register_buffer("scatter", tril_scatter(dim), persistent=False)
+
+    def matrix(self) -> torch.Tensor:
+        """A, shape (..., d, d)."""
+        return (self.a @ self.scatter.T).unflatten(-1, (self.dim, self.dim))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.mu.unsqueeze(-2) + z @ self.matrix().transpose(-1, -2)
+
+
+class LQDiscriminator(nn.Module):
+    """D(x) = wᵀx + xᵀVx with V symmetric (its lower triangle v). A leading run axis works as in LQGenerator."""
+
+    def __init__(self, dim: int = DIM) -> None:
+        super().__init__()
+        self.dim = dim
+        self.w = nn.Parameter(torch.zeros(dim))
+        self.v = nn.Parameter(torch.zeros(dim * (dim + 1) // 2))
+        self.register_buffer("scatter", symmetric_scatter(dim), persistent=False)
+
+    def matrix(self) -> torch.Tensor:
+        """V, shape (..., d, d)."""
+        return (self.v @ self.scatter.T).unflatten(-1, (self.dim, self.dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        linear = (x * self.w.unsqueeze(-2)).sum(-1)
+        return linear + ((x @ self.matrix()) * x).sum(-1)
+
+
+def build_models(config: TrainConfig) -> tuple[LQGenerator, LQDiscriminator]:
+    """G starts at μ_g ~ N(0, 0.01 I), A = I + 0.1·N(0, 1) on the triangle; D at w, v ~ N(0, 0.01²), all drawn from
+    the current torch RNG. (A = 0 would be a saddle: the gradient in A is −2VA.)"""
+    g, d = LQGenerator(config.z_dim), LQDiscriminator(config.z_dim)
+    rows, cols = torch.tril_indices(config.z_dim, config.z_dim)
+    with torch.no_grad():
+        g.mu.normal_(0.0, 0.1)
+        g.a.copy_((rows == cols).float() + 0.1 * torch.randn(len(rows)))
+        d.w.normal_(0.0, 0.01)
+        d.v.normal_(0.0, 0.01)
+    return g, d
+
+
+class GaussianData:
+    """N(μ, Σ) sampled on the fly on the training device (float32)."""
+
+    def __init__(self, distribution: GaussianTarget, device: torch.device) -> None:
+        self.distribution = distribution
+        self.mu = torch.as_tensor(distribution.mu, dtype=torch.float32, device=device)
+        self.cholesky = torch.as_tensor(np.linalg.cholesky(distribution.sigma), dtype=torch.float32, device=device)
+        self.shape = (distribution.dim,)
+        self.device = device
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        z = torch.randn(n, len(self.mu), generator=generator, device=self.device)
+        return self.mu + z @ self.cholesky.T
+
+    def reference(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        return self.sample(n, generator)
+
+
+def load_data(config: TrainConfig, device: torch.device) -> GaussianData:
+    return GaussianData(target(config.z_dim), device)
+
+
+def generator_gaussian(g: LQGenerator) -> tuple[np.ndarray, np.ndarray]:
+    """(μ_g, Σ_g = AAᵀ) of the generator's output, float64 (a leading run axis is kept)."""
+    with torch.no_grad():
+        a = g.matrix().detach().double().cpu().numpy()
+        return g.mu.detach().double().cpu().numpy(), a @ np.swapaxes(a, -1, -2)
+
+
+@lru_cache(maxsize=4)
+def _reference(dim: int) -> ReferenceStatistics:
+    data = target(dim)
+    return ReferenceStatistics(Statistics(data.mu, data.sigma, n=0))
+
+
+def exact_fid(mu_g: np.ndarray, sigma_g: np.ndarray, dim: int = DIM) -> float:
+    """The Fréchet distance between N(μ_g, Σ_g) and the data N(μ, Σ): FID with the identity as feature map and
+    infinitely many samples. NaN when the generator's parameters are not finite."""
+    if not (np.isfinite(mu_g).all() and np.isfinite(sigma_g).all()):
+        return float("nan")
+    return _reference(dim).distance(Statistics(mu_g, sigma_g, n=0))
+
+
+class ExactFID:
+    """Scores an LQ generator by its exact FID (the evaluation seed is unused: nothing is sampled)."""
+
+    def __init__(self, config: TrainConfig, device: torch.device, seed: int) -> None:
+        del device, seed
+        self.dim = config.z_dim
+
+    def __call__(self, g: nn.Module) -> float:
+        return exact_fid(*generator_gaussian(g), dim=self.dim)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Closed-form constants (float64): the independent truth that empirical.constants is checked against
+
+
+@dataclass(frozen=True)
+class Players:
+    """Both players' parameters as float64 arrays: G's μ_g, A and D's w, V."""
+
+    mu_g: np.ndarray
+    a: np.ndarray
+    w: np.ndarray
+    v: np.ndarray
+
+    @classmethod
+    def of(cls, g: LQGenerator, d: LQDiscriminator) -> Players:
+        def numpy(t: torch.Tensor) -> np.ndarray:
+            return t.detach().double().cpu().numpy()
+
+        with torch.no_grad():
+            return cls(numpy(g.mu), numpy(g.matrix()), numpy(d.w), numpy(d.matrix()))
+
+
+def _product_variance(mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """Var(x_i x_j) for x ~ N(m, C), all i, j (Isserlis with a mean):
+    C_ii C_jj + C_ij² + m_i² C_jj + 2 m_i m_j C_ij + m_j² C_ii."""
+    diag, m = np.diag(cov), mean
+    return (np.outer(diag, diag) + cov**2 + np.outer(m**2, diag) + 2 * np.outer(m, m) * cov
+            + np.outer(diag, m**2))
+
+
+def exact_noise(player: str, p: Players, data: GaussianTarget) -> float:
+    """tr Σ_P: the trace of the covariance of one sample's gradient of player P's loss (the σ² of the template),
+    from Gaussian moments.
+
+    D (sample = a real x and a fake G(z)): ∂/∂w = x_f − x_r (+ λw, not random), ∂/∂v_ij = c_ij·(x_f,i x_f,j −
+    x_r,i x_r,j) with c = 1 on the diagonal and 2 off it (v holds V's lower triangle), so
+    tr Σ_D = tr Σ_g + tr Σ + Σ_{i≥j} c_ij²·(Var_g(x_i x_j) + Var_data(x_i x_j)).
+    G (sample = z): with u = w + 2V·x = c + B·z, c = w + 2Vμ_g, B = 2VA, ∂/∂μ_g = −u and ∂/∂A_ij = −u_i z_j
+    (i ≥ j), so tr Σ_G = ‖B‖_F² + Σ_{i≥j} (c_i² + ‖B_i·‖² + B_ij²), using E[z_k z_l z_j²] = δ_kl(1 + 2δ_kj).
+    """
+    dim = len(p.mu_g)
+    lower = np.tril(np.ones((dim, dim), dtype=bool))
+    if player == "D":
+        sigma_g = p.a @ p.a.T
+        weight = np.where(np.eye(dim, dtype=bool), 1.0, 4.0)
+        products = _product_variance(p.mu_g, sigma_g) + _product_variance(data.mu, data.sigma)
+        return float(np.trace(sigma_g) + np.trace(data.sigma) + (weight * products)[lower].sum())
+    c = p.w + 2 * p.v @ p.mu_g
+    b = 2 * p.v @ p.a
+    per_entry = c[:, None] ** 2 + (b**2).sum(1)[:, None] + b**2  # Var(u_i z_j) at (i, j)
+    return float((b**2).sum() + per_entry[lower].sum())
+
+
+def exact_smoothness(player: str, p: Players, penalty: float) -> float:
+    """The largest |eigenvalue| of ∇²L_P in P's own parameters (population loss).
+
+    D is linear in (w, v), so its loss's Hessian is λ·I: L_D = λ. L_G(μ_g, A) = −wᵀμ_g − μ_gᵀVμ_g − tr(AᵀVA) has
+    Hessian −2V in μ_g and −2V restricted to rows ≥ j in column j of A; principal submatrices interlace, so
+    L_G = 2·ρ(V).
+    """
+    if player == "D":
+        return float(penalty)
+    return float(2 * np.abs(np.linalg.eigvalsh(p.v)).max())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Presets and registration
+
+def _train_many(config: TrainConfig, seeds):  # imported lazily: the batched trainer builds on train.py
+    from empirical.benchmarks.lqgan_batched import train_many
+
+    return train_many(config, seeds)
+
+
+def _exact_floor(config: TrainConfig):  # imported lazily: scipy's Lyapunov solver and torch.func
+    from empirical.benchmarks.lqgan_floor import exact_floor
+
+    return exact_floor(config)
+
+
+# The unit is registered before its presets are made: a TrainConfig checks its model, metric and loss against it.
+PRESETS: dict[str, TrainConfig] = {}
+BENCHMARK = Benchmark(
+    data="lqgan", model="lq", features="exact", losses=("wgan-l2",), load_data=load_data,
+    build_models=build_models, evaluator=ExactFID, presets=PRESETS, train_many=_train_many,
+    exact_floor=_exact_floor,
+)
+
+# Calibrated (docs/benchmarks.md): λ = 1 and α_D·λ² = 4·α_G make the mean dynamics of (w, μ_g) critically
+# damped; the covariance modes are under-damped with the same decay rate α_D·λ/2 per step.
+PRESETS.update({
+    "lqgan": TrainConfig(
+        data="lqgan", model="lq", z_dim=DIM, loss="wgan-l2", gp_weight=0.5, optimizer="sgd", lr_d=0.05,
+        lr_g=0.0125, batch_size=64, max_steps=20_000, eval_every=5, eval_growth=0.02, target_fid=0.05,
+        features="exact", floor=True,
+    ),
+    "lqgan-adam": TrainConfig(
+        data="lqgan", model="lq", z_dim=DIM, loss="wgan-l2", gp_weight=0.5, optimizer="adam", lr_d=0.01,
+        lr_g=0.0025, batch_size=64, max_steps=20_000, eval_every=5, eval_growth=0.02, target_fid=0.01,
+        features="exact", floor=True,
+    ),
+})  # fmt: skip
+
+
