@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import least_squares, minimize_scalar
 
-from empirical.measured import Interval
+from empirical.measured import Interval, percentile_interval
 
 Q_BOUNDS = (0.1, 3.0)  # the floor exponent q: 1 for SGD on a quadratic, about 1/2 for Adam
 
@@ -364,13 +364,6 @@ class FloorBootstrap:
     n_resamples: int
 
 
-def _percentile_interval(values: list[float], level: float) -> Interval | None:
-    if not values:
-        return None
-    lo, hi = np.quantile(values, [(1 - level) / 2, (1 + level) / 2], method="inverted_cdf")
-    return Interval(float(lo), float(hi))
-
-
 def bootstrap_floor(runs: Sequence[tuple[int, int, float]], target: float, transient: Transient | None,
                     n_resamples: int = 1000, seed: int = 0, level: float = 0.9, *,
                     q: float | None = None) -> FloorBootstrap:
@@ -395,11 +388,11 @@ def bootstrap_floor(runs: Sequence[tuple[int, int, float]], target: float, trans
         if transient is not None and (pred := floor_b_star(fit, transient, target)) is not None:
             stars.append(pred.b_star)
     return FloorBootstrap(
-        b_f=_percentile_interval([f.b_f for f in fits], level),
-        q=_percentile_interval([f.q for f in fits], level),
-        c_f=_percentile_interval([f.c_f for f in fits], level),
-        c_floor=_percentile_interval(poles, level),
-        b_star=_percentile_interval(stars, level),
+        b_f=percentile_interval([f.b_f for f in fits], level),
+        q=percentile_interval([f.q for f in fits], level),
+        c_f=percentile_interval([f.c_f for f in fits], level),
+        c_floor=percentile_interval(poles, level),
+        b_star=percentile_interval(stars, level),
         n_resamples=n_resamples,
     )
 

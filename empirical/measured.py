@@ -158,7 +158,8 @@ class Bootstrap:
     n_resamples: int
 
 
-def _interval(values: list[float], level: float) -> Interval | None:
+def percentile_interval(values: list[float], level: float) -> Interval | None:
+    """The central `level` percentile interval of bootstrap values (None if there are none)."""
     if not values:
         return None
     lo, hi = np.quantile(values, [(1 - level) / 2, (1 + level) / 2], method="inverted_cdf")
@@ -182,9 +183,9 @@ def bootstrap(outcomes: Sequence[Outcome], n_resamples: int = 1000, seed: int = 
         if fit is not None:
             fits.append(fit)
     return Bootstrap(
-        b_star=_interval(stars, level),
-        b_star_fit=_interval([f.b_star for f in fits], level),
-        c=_interval([f.c for f in fits], level),
-        k_inf=_interval([f.k_inf for f in fits], level),
+        b_star=percentile_interval(stars, level),
+        b_star_fit=percentile_interval([f.b_star for f in fits], level),
+        c=percentile_interval([f.c for f in fits], level),
+        k_inf=percentile_interval([f.k_inf for f in fits], level),
         n_resamples=n_resamples,
     )
