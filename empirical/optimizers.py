@@ -29,6 +29,9 @@ from empirical.errors import EmpiricalInputError
 OPTIMIZERS: tuple[str, ...] = ("adam", "rmsprop", "adabelief", "sgd", "nsgda", "nsgda-tensor", "graft")
 
 GAN_BETAS: tuple[float, float] = (0.5, 0.999)
+# Optimizers whose update of a parameter tensor is elementwise (no norm over the tensor): a tensor that stacks the
+# parameters of several runs along a leading axis gets each run's own update (batched seeds, lqgan_batched.py).
+ELEMENTWISE: tuple[str, ...] = ("sgd", "adam", "rmsprop", "adabelief")
 NORM_EPS = 1e-8  # ε added to the gradient norms of nsgda / nsgda-tensor / graft
 
 # Default eps per optimizer; a name missing here takes no eps at all.

@@ -35,6 +35,7 @@ from empirical.cli import OneLineParser, add_config_flags, config_overrides, fai
 from empirical.config import TrainConfig
 from empirical.datasets import load_data
 from empirical.errors import EmpiricalInputError
+from empirical.optimizers import ELEMENTWISE
 from empirical.presets import PRESETS, default_batch_sizes, default_seeds, get_preset
 from empirical.store import Cell, open_store
 from empirical.train import RunResult, resolve_device, train
@@ -80,8 +81,6 @@ def _batched_trainer(config: TrainConfig) -> Callable[[TrainConfig, Sequence[int
     """A registered benchmark's batched trainer when it can train this config's seeds together, else None."""
     if not benchmarks.is_registered(config.data):
         return None
-    from empirical.benchmarks.lqgan_batched import ELEMENTWISE
-
     unit = benchmarks.get_benchmark(config.data)
     return unit.train_many if unit.train_many is not None and config.optimizer in ELEMENTWISE else None
 

@@ -17,6 +17,7 @@ computation.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -246,13 +247,13 @@ def exact_smoothness(player: str, p: Players, penalty: float) -> float:
 # ---------------------------------------------------------------------------------------------------------------
 # Presets and registration
 
-def _train_many(config: TrainConfig, seeds):  # imported lazily: the batched trainer builds on train.py
+def _train_many(config: TrainConfig, seeds: Sequence[int]) -> list:  # lazily: the batched trainer builds on train.py
     from empirical.benchmarks.lqgan_batched import train_many
 
     return train_many(config, seeds)
 
 
-def _exact_floor(config: TrainConfig):  # imported lazily: scipy's Lyapunov solver and torch.func
+def _exact_floor(config: TrainConfig) -> object:  # imported lazily: scipy's Lyapunov solver and torch.func
     from empirical.benchmarks.lqgan_floor import exact_floor
 
     return exact_floor(config)

@@ -21,11 +21,9 @@ from torch import nn
 
 from empirical.benchmarks.lqgan import LQDiscriminator, LQGenerator, build_models, exact_fid, load_data
 from empirical.config import TrainConfig
-from empirical.optimizers import make_optimizer
+from empirical.optimizers import ELEMENTWISE, make_optimizer
 from empirical.stopping import DIVERGED, Stopper
 from empirical.train import EvalPoint, RunResult, next_evaluation, resolve_device
-
-ELEMENTWISE = ("sgd", "adam", "rmsprop", "adabelief")  # optimizers whose step on a stacked tensor is per run
 
 
 def _stacked(modules: Sequence[nn.Module], template: nn.Module) -> nn.Module:
@@ -150,8 +148,10 @@ def train_many(config: TrainConfig, seeds: Sequence[int]) -> list[RunResult]:
     return results
 
 
-def _evaluate(config, step, g, d, real, z, d_fake, loss_d, loss_g, grad_norm_d, fid_values, seconds, histories,
-              stoppers, status, stopped_at) -> None:
+def _evaluate(config: TrainConfig, step: int, g: LQGenerator, d: LQDiscriminator, real: torch.Tensor,
+              z: torch.Tensor, d_fake: torch.Tensor, loss_d: torch.Tensor, loss_g: torch.Tensor,
+              grad_norm_d: torch.Tensor, fid_values: list[float], seconds: float, histories: list[list[EvalPoint]],
+              stoppers: list[Stopper], status: list[str | None], stopped_at: list[int]) -> None:
     """Record an evaluation for every run still going, and stop the runs whose stopper says so."""
     grad_norm_g = _run_norms(g)
     with torch.no_grad():
