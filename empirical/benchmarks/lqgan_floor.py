@@ -8,7 +8,8 @@ per-sample D-gradient deviations, Cov ξ = Σ_D/b, and K = ∂(iteration)/∂ξ 
 step that follows feels the moved D). The stationary covariance of the parameters then solves the discrete
 Lyapunov equation P = J P Jᵀ + K Σ_D Kᵀ / b (scipy.linalg.solve_discrete_lyapunov), and the FID floor is the
 second-order expansion F(b) = ½ tr(H_F P_GG), H_F the Hessian of the exact FID in G's parameters at θ*. Everything
-is ∝ 1/b: F(b) = B_F/b exactly (q = 1, C_F = 0) in this linear theory.
+is ∝ 1/b: F(b) = B_F/b exactly (q = 1, C_F = 0) in this linear theory. The same P gives the floor in the template's
+own measure E‖∇_P L_P‖², to set beside the smooth-SGD template's B = L·α·σ² (ExactFloor.gradient_b, template_b).
 """
 
 from __future__ import annotations
@@ -145,11 +146,17 @@ def fid_hessian(data: GaussianTarget, theta_g: np.ndarray, h: float = 1e-4) -> n
 
 @dataclass(frozen=True)
 class ExactFloor:
-    """F(b) = b_f / b, from the linearised TTUR SGD iteration at θ* (valid while the noise ball stays small)."""
+    """F(b) = b_f / b, from the linearised TTUR SGD iteration at θ* (valid while the noise ball stays small).
+
+    gradient_b: the same floor in the template's own measure, E‖∇_P L_P‖² = gradient_b[P] / b at stationarity
+    (∇L_P ≈ H_P·δ with H_P the Jacobian of P's population gradient in all parameters, so E‖∇L_P‖² = tr H_P P H_Pᵀ).
+    template_b: the smooth-SGD template's B_P = L_P·α_P·σ²_P with L and σ² exact at θ*, to set beside it."""
 
     b_f: float
     spectral_radius: float  # of J: < 1 means the linearised iteration is stable
     covariance_1: np.ndarray  # the stationary parameter covariance at b = 1 (P(b) = covariance_1 / b)
+    gradient_b: dict[str, float]
+    template_b: dict[str, float]
 
     def floor(self, b: float | np.ndarray) -> float | np.ndarray:
         return self.b_f / np.asarray(b, dtype=np.float64)
@@ -172,4 +179,12 @@ def exact_floor(config: TrainConfig) -> ExactFloor:
     p1 = solve_discrete_lyapunov(j_theta, noise)  # P = J P Jᵀ + Q at b = 1
     n_g = layout.n_g
     hess = fid_hessian(data, equilibrium(data)[:n_g])
-    return ExactFloor(b_f=0.5 * float(np.trace(hess @ p1[:n_g, :n_g])), spectral_radius=radius, covariance_1=p1)
+    loss_d, loss_g = _population_losses(layout, data, config.gp_weight)
+    jacobians = {"D": jacrev(lambda t: torch.func.grad(loss_d)(t)[n_g:])(theta).numpy(),
+                 "G": jacrev(lambda t: torch.func.grad(loss_g)(t)[:n_g])(theta).numpy()}
+    # At θ*: L_D = λ (D is linear in its parameters), L_G = 2ρ(V) = 0 (V = 0), σ²_D = tr Σ_D, σ²_G = 0 (G's
+    # per-sample gradient −(w + 2Vx)·(1, zᵀ) vanishes with D): the template sees no noise in G at all.
+    template = {"D": config.gp_weight * config.lr_d * float(np.trace(d_gradient_covariance(data))), "G": 0.0}
+    return ExactFloor(b_f=0.5 * float(np.trace(hess @ p1[:n_g, :n_g])), spectral_radius=radius, covariance_1=p1,
+                      gradient_b={p: float(np.trace(h @ p1 @ h.T)) for p, h in jacobians.items()},
+                      template_b=template)

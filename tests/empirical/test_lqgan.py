@@ -240,3 +240,24 @@ def test_gauss_mlp_scores_samples_against_the_exact_data_gaussian():
     assert fid(g) == pytest.approx(0.09, abs=0.01)
     result = train(config.with_(batch_size=32, max_steps=60, target_fid=1e-9), 0)
     assert result.status in ("not_reached", "settled") and result.history[-1].fid < result.history[0].fid
+
+
+def test_the_gradient_floor_of_a_frozen_generator_is_sgd_on_a_quadratic():
+    """With α_G → 0 the generator stays at θ* and D runs SGD on its λ-strongly convex quadratic: the stationary
+    E‖∇L_D‖² is then λ·α_D·tr Σ_D/(2 − α_D·λ) per unit 1/b (the Lyapunov equation of a scalar contraction), a
+    closed form the full Lyapunov machinery must reproduce."""
+    from empirical.benchmarks.lqgan_floor import d_gradient_covariance
+
+    config = PRESET.with_(lr_g=1e-9)
+    floor = exact_floor(config)
+    lam, alpha = config.gp_weight, config.lr_d
+    expected = lam * alpha * np.trace(d_gradient_covariance(target())) / (2 - alpha * lam)
+    assert floor.gradient_b["D"] == pytest.approx(expected, rel=1e-6)
+    assert floor.template_b["D"] == pytest.approx(expected * (2 - alpha * lam), rel=1e-9)  # the template's slack
+
+
+def test_with_ttur_coupling_the_template_underestimates_the_gradient_floor():
+    """At the preset's α_G the generator's motion feeds D's floor and D's noise becomes G's: the measured-in-theory
+    floors exceed the template's B = L·α·σ² (which is 0 for G, whose own per-sample gradient vanishes at θ*)."""
+    floor = exact_floor(PRESET)
+    assert floor.gradient_b["D"] > floor.template_b["D"] and floor.gradient_b["G"] > 0 == floor.template_b["G"]
