@@ -9,7 +9,8 @@ Shared by train() and the batched trainers so that a run stops at the same evalu
   whose mean is the floor holds no transient), so F(b) is measured at every batch size; K stays the first hit. A
   run that settles clearly above the target (empirical.floors.settled_above) stops there as "settled": a censored
   miss like not_reached, without burning max_steps on a target below its floor.
-- A NaN/inf FID stops the run as diverged.
+- A NaN/inf FID (or loss, or parameter) stops the run as diverged; a run that had already met the target and was
+  measuring its floor keeps status reached and its K, with the step where it diverged in diverged_at.
 """
 
 from __future__ import annotations
@@ -32,16 +33,22 @@ class Stopper:
         self.fids: list[float] = []
         self.reached_at: int | None = None
         self.settled_from: int | None = None  # the first evaluation at which a plateau was detected
+        self.diverged_at: int | None = None
 
     def start(self, fid: float) -> None:
         """The evaluation before the first step: part of the history, never a stop (K counts training steps)."""
         self.steps.append(0)
         self.fids.append(fid)
 
+    def diverge(self, step: int) -> str:
+        """The status of a run that became NaN/inf at `step`: diverged, unless it had met the target already."""
+        self.diverged_at = step
+        return REACHED if self.reached_at is not None else DIVERGED
+
     def update(self, step: int, fid: float) -> str | None:
         """The run's final status if it stops at this evaluation, else None."""
         if not math.isfinite(fid):
-            return DIVERGED
+            return self.diverge(step)
         self.steps.append(step)
         self.fids.append(fid)
         if self.reached_at is None and fid <= self.target:

@@ -211,7 +211,7 @@ def train(
     sum_d = torch.zeros((), device=device)
     sum_g = torch.zeros((), device=device)
     count = 0
-    status, diverged_at, step = None, None, 0
+    status, step = None, 0
     stopper = Stopper(config)
     next_eval = next_evaluation(0, config.eval_every, config.eval_growth)
     g_step, d_step = training_modules(config, g, d)
@@ -279,7 +279,7 @@ def train(
         point = None
         if at_eval:
             if not (math.isfinite(float(sum_d)) and math.isfinite(float(sum_g)) and _finite_parameters(g, d)):
-                status, diverged_at = DIVERGED, step
+                status = stopper.diverge(step)
                 break
             point = evaluation(step, real, z, d_fake.detach().float())
             record(point)
@@ -289,7 +289,6 @@ def train(
             count = 0
             status = stopper.update(step, point.fid)
             if status is not None:
-                diverged_at = step if status == DIVERGED else None
                 break
         if progress is not None:
             progress(step, point)
@@ -297,9 +296,9 @@ def train(
         config=config,
         seed=seed,
         status=status or stopper.final_status(),
-        steps_to_target=stopper.reached_at if status != DIVERGED else None,
+        steps_to_target=stopper.reached_at,
         steps_run=step,
-        diverged_at=diverged_at,
+        diverged_at=stopper.diverged_at,
         device=str(device),
         wall_seconds=time.perf_counter() - start,
         history=history,

@@ -22,7 +22,7 @@ from torch import nn
 from empirical.benchmarks.lqgan import LQDiscriminator, LQGenerator, build_models, exact_fid, load_data
 from empirical.config import TrainConfig
 from empirical.optimizers import ELEMENTWISE, make_optimizer
-from empirical.stopping import DIVERGED, Stopper
+from empirical.stopping import Stopper
 from empirical.train import EvalPoint, RunResult, next_evaluation, resolve_device
 
 
@@ -140,9 +140,9 @@ def train_many(config: TrainConfig, seeds: Sequence[int]) -> list[RunResult]:
         final = status[r] or stoppers[r].final_status()
         results.append(RunResult(
             config=config, seed=seed, status=final,
-            steps_to_target=stoppers[r].reached_at if final != DIVERGED else None,
+            steps_to_target=stoppers[r].reached_at,
             steps_run=stopped_at[r] if status[r] is not None else step,
-            diverged_at=stopped_at[r] if final == DIVERGED else None, device=str(device), wall_seconds=wall,
+            diverged_at=stoppers[r].diverged_at, device=str(device), wall_seconds=wall,
             history=histories[r],
         ))
     return results
@@ -165,7 +165,7 @@ def _evaluate(config: TrainConfig, step: int, g: LQGenerator, d: LQDiscriminator
         if status[r] is not None:
             continue
         if not (math.isfinite(float(loss_d[r])) and math.isfinite(float(loss_g[r])) and finite[r]):
-            status[r], stopped_at[r] = DIVERGED, step
+            status[r], stopped_at[r] = stoppers[r].diverge(step), step
             continue
         ratio = float((after[r] - before[r]) / gap[r]) if float(gap[r]) != 0.0 else float("nan")
         history.append(EvalPoint(step, fid_values[r], float(loss_d[r]), float(loss_g[r]), float(grad_norm_d[r]),

@@ -70,3 +70,17 @@ def test_a_non_finite_fid_stops_the_run_as_diverged():
 def test_a_run_that_never_settles_ends_not_reached(floor):
     status, step, k = drive(CONFIG.with_(floor=floor, max_steps=400), lambda t: 1.5 + 100.0 / math.sqrt(1 + t))
     assert (status, step, k) == (NOT_REACHED, 400, None)
+
+
+def test_a_run_that_diverges_while_measuring_its_floor_keeps_its_k():
+    """With the floor on, a run goes on past its first hit; if it then becomes NaN its K still stands (status
+    reached) and diverged_at says where it broke. Without a hit it is diverged."""
+    stopper = Stopper(CONFIG.with_(floor=True))
+    stopper.start(5.0)
+    assert stopper.update(5, 2.0) is None
+    assert stopper.update(10, 0.5) is None  # the first hit: K = 10, the run goes on to its floor
+    assert stopper.update(15, math.nan) == REACHED
+    assert (stopper.reached_at, stopper.diverged_at) == (10, 15)
+    fresh = Stopper(CONFIG.with_(floor=True))
+    fresh.start(5.0)
+    assert fresh.diverge(20) == DIVERGED and fresh.reached_at is None and fresh.diverged_at == 20
