@@ -79,7 +79,8 @@ def plot_k_and_sfo(group: GroupAnalysis, theory: TheoryPrediction | None, path: 
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.25)
     axes[1].legend(fontsize=7, loc="upper left")
-    fig.suptitle(f"{group.label}: target FID ≤ {group.target_fid:g} at n = {group.n_eval}", fontsize=10)
+    where = f"at n = {group.n_eval}" if group.n_eval else "(exact)"
+    fig.suptitle(f"{group.label}: target FID ≤ {group.target_fid:g} {where}", fontsize=10)
     return _save(fig, path)
 
 

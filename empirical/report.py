@@ -56,7 +56,7 @@ class GroupAnalysis:
     lr_d: float
     lr_g: float
     target_fid: float
-    n_eval: int
+    n_eval: int  # 0 for an exact FID (no samples: lqgan)
     rows: list[RunRow]
     summaries: list[BatchSummary]
     b_star: int | None
@@ -81,7 +81,8 @@ def analyse_group(rows: Sequence[RunRow], base: TrainConfig, n_resamples: int = 
     first = rows[0]
     return GroupAnalysis(
         optimizer=first.cell.optimizer, lr_scale=first.cell.lr_scale, lr_d=first.lr_d, lr_g=first.lr_g,
-        target_fid=base.target_fid, n_eval=base.n_eval, rows=list(rows), summaries=summaries,
+        target_fid=base.target_fid, n_eval=0 if base.features == "exact" else base.n_eval, rows=list(rows),
+        summaries=summaries,
         b_star=measured_b_star(summaries), fit=fit_hyperbola(summaries),
         boot=bootstrap(outcomes, n_resamples=n_resamples, seed=seed),
         n_diverged=sum(r.status == "diverged" for r in rows),

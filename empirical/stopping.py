@@ -21,7 +21,6 @@ from empirical.config import TrainConfig
 from empirical.floors import detect_plateau, settled_above
 
 REACHED, NOT_REACHED, SETTLED, DIVERGED = "reached", "not_reached", "settled", "diverged"
-STATUSES = (REACHED, NOT_REACHED, SETTLED, DIVERGED)
 
 
 class Stopper:

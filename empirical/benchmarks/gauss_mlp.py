@@ -15,9 +15,14 @@ import torch
 from torch import nn
 
 from empirical.benchmarks import Benchmark
-from empirical.benchmarks.lqgan import DIM, _reference, load_data
+from empirical.benchmarks.lqgan import DIM, GaussianData, data_statistics, target
 from empirical.config import TrainConfig
 from empirical.models import MLPDiscriminator, MLPGenerator
+
+
+def load_data(config: TrainConfig, device: torch.device) -> GaussianData:
+    """lqgan's 4-d data, whatever z_dim (here only the generator's input size)."""
+    return GaussianData(target(DIM), device)
 
 
 def build_models(config: TrainConfig) -> tuple[nn.Module, nn.Module]:
@@ -32,7 +37,7 @@ class SampleFID:
     def __init__(self, config: TrainConfig, device: torch.device, seed: int) -> None:
         generator = torch.Generator(device=device).manual_seed(seed)
         self.z = torch.randn(config.n_eval, config.z_dim, generator=generator, device=device)
-        self.reference = _reference(DIM)
+        self.reference = data_statistics(DIM)
 
     @torch.no_grad()
     def __call__(self, g: nn.Module) -> float:

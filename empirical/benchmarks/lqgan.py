@@ -155,7 +155,8 @@ def generator_gaussian(g: LQGenerator) -> tuple[np.ndarray, np.ndarray]:
 
 
 @lru_cache(maxsize=4)
-def _reference(dim: int) -> ReferenceStatistics:
+def data_statistics(dim: int) -> ReferenceStatistics:
+    """The exact data Gaussian as FID's reference statistics (cached): exact FID and gauss-mlp's sample FID."""
     data = target(dim)
     return ReferenceStatistics(Statistics(data.mu, data.sigma, n=0))
 
@@ -165,7 +166,7 @@ def exact_fid(mu_g: np.ndarray, sigma_g: np.ndarray, dim: int = DIM) -> float:
     infinitely many samples. NaN when the generator's parameters are not finite."""
     if not (np.isfinite(mu_g).all() and np.isfinite(sigma_g).all()):
         return float("nan")
-    return _reference(dim).distance(Statistics(mu_g, sigma_g, n=0))
+    return data_statistics(dim).distance(Statistics(mu_g, sigma_g, n=0))
 
 
 class ExactFID:

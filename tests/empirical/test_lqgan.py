@@ -240,6 +240,8 @@ def test_gauss_mlp_scores_samples_against_the_exact_data_gaussian():
     assert fid(g) == pytest.approx(0.09, abs=0.01)
     result = train(config.with_(batch_size=32, max_steps=60, target_fid=1e-9), 0)
     assert result.status in ("not_reached", "settled") and result.history[-1].fid < result.history[0].fid
+    wide = train(config.with_(batch_size=8, max_steps=10, z_dim=8), 0)  # z_dim sizes the noise, not the data
+    assert math.isfinite(wide.history[-1].fid)
 
 
 def test_the_gradient_floor_of_a_frozen_generator_is_sgd_on_a_quadratic():
