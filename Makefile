@@ -8,9 +8,9 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup constants clean
+.PHONY: demo test setup constants docs clean
 
-# The main job (about 4 min on 2 cores): the lqgan control game (TTUR SGD, b = 1..1024 x 8 seeds, exact FID and
+# The main job (a minute or two on 2 cores): the lqgan control game (TTUR SGD, b = 1..1024 x 8 seeds, exact FID and
 # noise floor) and a neural GAN on the same data (gauss-mlp: MLPs, TTUR Adam, b = 4..512 x 5 seeds), each swept
 # (resumable) and reported: out/lqgan/report.md and out/gauss-mlp/report.md.
 demo: $(STAMP)
@@ -25,9 +25,15 @@ test: $(STAMP)
 
 setup: $(STAMP)
 
-# Re-measure the constants shipped as theory.critical's defaults (about 18 s, 65 s and 22 s on 2 cores).
+# After `make demo`: publish its stores (docs/results/) and re-render every marked table, number and figure of
+# README.md and docs/ from them (empirical/published.py; tests/test_published.py checks they are current).
+docs: $(STAMP)
+	$(BIN)/python -m empirical.published --snapshot out
+	$(BIN)/python -m empirical.published --write
+
+# Re-measure the constants shipped as theory.critical's defaults (each file records its estimation time).
 constants: $(STAMP)
-	for preset in ring8 digits grid25 lqgan lqgan-adam gauss-mlp; do \
+	for preset in ring8 ring8-amsgrad digits grid25 lqgan lqgan-adam lqgan-amsgrad gauss-mlp gauss-mlp-sgd; do \
 		$(BIN)/python -m empirical.constants --preset $$preset --out theory/measured/$$preset.json --no-progress; \
 	done
 

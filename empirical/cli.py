@@ -52,12 +52,15 @@ def add_config_flags(parser: argparse.ArgumentParser, exclude: tuple[str, ...] =
         if f.name in exclude:
             continue
         flag = "--" + f.name.replace("_", "-")
-        parser.add_argument(flag, dest=f.name, type=_flag_type(str(f.type)), default=None, help=argparse.SUPPRESS)
+        # A boolean field's flag alone means true (--g-fresh-z); it also takes a value (--floor false).
+        bare = {"nargs": "?", "const": True} if str(f.type) == "bool" else {}
+        parser.add_argument(flag, dest=f.name, type=_flag_type(str(f.type)), default=None, help=argparse.SUPPRESS,
+                            **bare)
         names.append(flag)
     parser.epilog = (
         "Config flags (defaults from the preset): " + " ".join(names) + ". A field that may be unset takes "
-        "'none' (--data-limit none). --lr-d or --lr-g without --lr-table drops the preset's learning-rate table: "
-        "explicit rates win, for every optimizer."
+        "'none' (--data-limit none); a true/false field's flag alone means true (--g-fresh-z). --lr-d or --lr-g "
+        "without --lr-table drops the preset's learning-rate table: explicit rates win, for every optimizer."
     )
 
 

@@ -59,6 +59,14 @@ class TrainConfig:
     # that its floor F(b) is measured at every b, and a run settled clearly above the target stops early, as
     # status "settled" (a censored miss). K is the first hit either way.
     floor: bool = False
+    # The theory's own measures (docs/sweep.md): with measure_batch > 0 every evaluation records, per player, the
+    # unbiased ‖∇_P L_P‖² (two independent halves of measure_batch fresh samples, from a generator of their own, so
+    # the trajectory is unchanged) and the VI gap ⟨θ_P − θ_ref,P, ∇_P L_P⟩; a benchmark with closed forms (lqgan)
+    # uses its exact gradient instead, whatever the count. 0: off.
+    measure_batch: int = 0
+    # The G step's z: False reuses the last D step's z and fake (the official scripts' protocol); True draws a
+    # fresh z, so G's gradient is not biased by D's step on the same fakes.
+    g_fresh_z: bool = False
     features: str = "mixture"
     feature_weights: str | None = None  # inception only: a user-given weights file
     n_reference: int = 50_000  # samples for the real statistics (mixtures; image sets use every image)
@@ -155,8 +163,13 @@ def check_config(c: TrainConfig) -> None:
             raise EmpiricalInputError(f"{name} must be a finite number >= 0, got {value!r}")
     if c.n_eval < 2 or c.n_reference < 2:
         raise EmpiricalInputError("n_eval and n_reference must be at least 2 (FID needs a covariance)")
-    if not isinstance(c.floor, bool):
-        raise EmpiricalInputError(f"floor must be true or false, got {c.floor!r}")
+    for name in ("floor", "g_fresh_z"):
+        if not isinstance(getattr(c, name), bool):
+            raise EmpiricalInputError(f"{name} must be true or false, got {getattr(c, name)!r}")
+    m = c.measure_batch
+    if isinstance(m, bool) or not isinstance(m, int) or not (m == 0 or m >= 2):
+        raise EmpiricalInputError(f"measure_batch must be 0 (off) or an integer >= 2 (two halves), "
+                                  f"got {c.measure_batch!r}")
     if not benchmarks.is_registered(c.data):
         _check_builtin_data(c)
     _check_data_limit(c)

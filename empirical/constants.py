@@ -21,9 +21,11 @@ Which value goes into the file: the theory's constants are bounds assumed to hol
 worst over the checkpoints (the largest σ², L, G, M, dist and h_max; the smallest h_min). The noise scale is a local
 quantity that grows as training proceeds and swings between evaluations; the file's `noise_scale` is B_simple
 averaged over the second half of the run (mean tr Σ / mean ‖G‖² from midway to the target). ε, the target the
-run reached in each family's own measure (its ε² is that measure averaged over the evaluations up to the
-target), is written per family: the ε that makes theory.critical's b* a prediction for *this* run's FID target.
-docs/constants.md explains each choice.
+run reached in each family's own measure, is written per family and per player (ε_P² = P's measure averaged over
+the evaluations up to the target; "value" = the larger, for readers that take one ε): the ε that makes
+theory.critical's b* a prediction for *this* run's FID target. The VI gap of the Adam-type families is taken at a
+reference point θ_ref that does not depend on the run (empirical/reference_point.py). docs/constants.md explains
+each choice.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import statistics
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,10 +52,10 @@ from empirical.datasets import load_data
 from empirical.errors import EmpiricalInputError
 from empirical.gradients import (
     batch_gradient,
+    halves_gradient,
     parameter_distance_inf,
     per_sample_gradient_stats,
     player_objective,
-    split_batch_noise_estimate,
     squared_norm,
     top_hessian_eigenvalue,
     two_batch_noise_estimate,
@@ -67,7 +69,11 @@ from theory.errors import TheoryInputError
 
 PLAYERS = ("D", "G")
 CHECKPOINTS = ("start", "mid", "first-target")
-_BETA1 = {"adam": GAN_BETAS[0], "adabelief": GAN_BETAS[0], "graft": GAN_BETAS[0]}  # no momentum otherwise
+# β1 per optimizer; no momentum otherwise
+_BETA1 = {"adam": GAN_BETAS[0], "amsgrad": GAN_BETAS[0], "adabelief": GAN_BETAS[0], "graft": GAN_BETAS[0]}
+# β2 of the Adam-type optimizers (their second-moment average v_k = β2·v_{k−1} + (1 − β2)·g_k²): betas[1], and
+# RMSprop's alpha (torch's default, which empirical.optimizers keeps); the other optimizers have no such average
+_BETA2 = {"adam": GAN_BETAS[1], "amsgrad": GAN_BETAS[1], "adabelief": GAN_BETAS[1], "rmsprop": 0.99}
 
 
 @dataclass(frozen=True)
@@ -218,9 +224,8 @@ def along_run(game: Game, step: int, s: EstimateSettings, rng: torch.Generator) 
     for p in PLAYERS:
         module, loss = game.module(p), game.loss(p)
         batch_a, batch_b = game.batch(p, half, rng), game.batch(p, half, rng)
-        g_a, g_b = _flat(batch_gradient(module, loss, batch_a)), _flat(batch_gradient(module, loss, batch_b))
-        trace[p], norm_sq[p] = split_batch_noise_estimate(g_a, g_b, half)
-        grads[p] = (g_a + g_b) / 2
+        halves = halves_gradient(module, loss, batch_a, batch_b)
+        trace[p], norm_sq[p], grads[p] = halves.trace_sigma, halves.norm_sq, halves.mean
         opponent, cross_loss = game.opponent(p), game.cross_loss(p)
         c_a = _flat(batch_gradient(opponent, cross_loss, game.cross_batch(p, half, rng)))
         c_b = _flat(batch_gradient(opponent, cross_loss, game.cross_batch(p, half, rng)))
@@ -233,6 +238,33 @@ def along_run(game: Game, step: int, s: EstimateSettings, rng: torch.Generator) 
 
 # ---------------------------------------------------------------------------------------------------------------
 # The whole estimation
+
+
+@dataclass(frozen=True)
+class Epsilon:
+    """The ε one family's measure reached on the run, per player, and how it was computed."""
+
+    players: dict[str, float]  # "D" / "G" -> ε_P
+    method: str
+
+    @property
+    def value(self) -> float:
+        """The single ε of readers that take one: the larger player's (a target both players reached)."""
+        return max(self.players.values())
+
+    def entry(self) -> dict:
+        """The constants file's epsilon entry (theory.schema)."""
+        return {"value": self.value, "players": dict(self.players), "method": self.method}
+
+
+def _family_measures() -> dict[str, str]:
+    """Registered bound family -> the measure its ε² is in: "gradient" (‖∇_P L_P‖², the sgd families) or
+    "vi_gap" (the variational-inequality gap, the Adam-type families); families with another measure are left
+    out. Read from theory.families, so a new family of either measure gets its ε without a change here."""
+    from theory.families import FAMILIES
+
+    kinds = {FAMILIES["sgd"].measure: "gradient", FAMILIES["adam"].measure: "vi_gap"}
+    return {name: kinds[f.measure] for name, f in FAMILIES.items() if f.measure in kinds}
 
 
 @dataclass
@@ -251,6 +283,9 @@ class Estimate:
     h_bounds: list[dict[str, tuple[float, float] | None]] = field(default_factory=list)
     dim: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    # θ_ref of the VI gap ({"D", "G"} -> flat float64, module.parameters() order) and how it was made
+    reference: dict[str, Tensor] | None = None
+    reference_method: str = ""
 
     def noise_scale(self, checkpoint: str, player: str) -> tuple[float, tuple[float, float] | None] | None:
         """B_simple = mean tr Σ / mean ‖G‖² (ratio of means, as McCandlish); range of per-batch ratios; None if
@@ -262,25 +297,51 @@ class Estimate:
         ratios = [t / n for t, n in zip(trace.values, norm.values, strict=True) if n > 0]
         return value, (min(*ratios, value), max(*ratios, value)) if ratios else None
 
-    def epsilon(self) -> dict[str, tuple[float, str]]:
-        """The ε each family's measure reached: ε² = the measure averaged over the evaluations up to the target,
-        the larger of the two players' (the bound asks both to reach ε²)."""
-        ref = self.run[-1].theta  # the reference point θ of the VI gap: the parameters at the first target
-        sq = {p: statistics.fmean(a.grad_norm_sq[p] for a in self.run) for p in PLAYERS}
-        gap = {p: statistics.fmean(float((a.theta[p] - ref[p]) @ a.grad[p]) for a in self.run) for p in PLAYERS}
-        out = {}
-        n = len(self.run)
-        worst = max(PLAYERS, key=sq.get)
-        if sq[worst] > 0:
-            text = (f"ε² = mean over {n} evaluations up to the target of the unbiased ‖∇_P L_P‖² "
-                    f"(D {sq['D']:.4g}, G {sq['G']:.4g}; the larger)")
-            out["sgd"] = out["sgd-frozen"] = (math.sqrt(sq[worst]), text)
-        worst = max(PLAYERS, key=gap.get)
-        if gap[worst] > 0:
-            text = (f"ε² = mean over {n} evaluations of the VI gap ⟨θ_k − θ_K, ∇_P L_P(θ_k)⟩, θ_K the parameters at "
-                    f"the target (D {gap['D']:.4g}, G {gap['G']:.4g}; the larger)")
-            out["adam"] = out["adam-cs"] = (math.sqrt(gap[worst]), text)
+    def measures(self) -> dict[str, dict[str, float]]:
+        """Each family measure's mean over the evaluations up to the target, per player: "gradient" = the unbiased
+        ‖∇_P L_P(θ_k)‖², "vi_gap" = ⟨θ_k,P − θ_ref,P, ∇_P L_P(θ_k)⟩ with θ_ref = `self.reference` (absent without
+        one)."""
+        out = {"gradient": {p: statistics.fmean(a.grad_norm_sq[p] for a in self.run) for p in PLAYERS}}
+        if self.reference is not None:
+            out["vi_gap"] = {p: statistics.fmean(float((a.theta[p] - self.reference[p]) @ a.grad[p])
+                                                 for a in self.run) for p in PLAYERS}
         return out
+
+    def epsilon(self) -> dict[str, Epsilon]:
+        """The ε each family's measure reached, per player: ε_P² = P's measure averaged over the evaluations up to
+        the target (the bound asks each player P to reach its own ε_P²; taking the larger player's for both, as
+        this module once did, asks the other for a target it had already passed). A family whose measure is not
+        taken here, or whose mean is not positive for a player (no ε_P has ε_P² = it), gets none:
+        :meth:`epsilon_skipped` says why."""
+        return self._epsilon()[0]
+
+    def epsilon_skipped(self) -> dict[str, str]:
+        """family -> why the file has no ε for it (see :meth:`epsilon`)."""
+        return self._epsilon()[1]
+
+    def _epsilon(self) -> tuple[dict[str, Epsilon], dict[str, str]]:
+        means, n = self.measures(), len(self.run)
+        described = {
+            "gradient": f"mean over {n} evaluations up to the target of the unbiased ‖∇_P L_P(θ_k)‖² "
+                        f"({self.settings.big_batch} samples in two halves)",
+            "vi_gap": f"mean over {n} evaluations up to the target of the VI gap ⟨θ_k − θ_ref, ∇_P L_P(θ_k)⟩, "
+                      f"θ_ref {self.reference_method}",
+        }
+        out: dict[str, Epsilon] = {}
+        skipped: dict[str, str] = {}
+        for family, measure in _family_measures().items():
+            if measure not in means:
+                skipped[family] = "no reference point θ_ref for the VI gap"
+                continue
+            sq = means[measure]
+            if not all(sq[p] > 0 for p in PLAYERS):
+                skipped[family] = (f"the mean {measure} is not positive for a player "
+                                   f"(D {sq['D']:.4g}, G {sq['G']:.4g}): no ε_P with ε_P² = it")
+                continue
+            text = (f"ε_P² = {described[measure]}: D {sq['D']:.4g}, G {sq['G']:.4g}; value = the larger ε_P "
+                    "(for readers that take one ε)")
+            out[family] = Epsilon({p: math.sqrt(sq[p]) for p in PLAYERS}, text)
+        return out, skipped
 
     def constants(self) -> dict[str, dict]:
         """The constants section: every value with its interval, method and number of estimates."""
@@ -290,6 +351,8 @@ class Estimate:
         for p in PLAYERS:
             out[f"alpha_{p}"] = {"value": c.lr_d if p == "D" else c.lr_g, "method": "optimizer setting"}
             out[f"beta1_{p}"] = {"value": beta1, "method": f"optimizer setting ({c.optimizer})"}
+            if c.optimizer in _BETA2:
+                out[f"beta2_{p}"] = {"value": _BETA2[c.optimizer], "method": "optimizer setting"}
             out[f"dim_{p}"] = {"value": self.dim[p], "method": "parameter count"}
             for name, table in (("sigma2", self.sigma2), ("smoothness", self.smooth)):
                 where = max(CHECKPOINTS, key=lambda k, t=table: t[k, p].value)
@@ -309,10 +372,13 @@ class Estimate:
                     "value": float(torch.quantile(cross, q)), "interval": [float(cross.min()), float(cross.max())],
                     "n": n, "method": f"{q:g}-quantile over {n} evaluations of the unbiased ‖∇ of L_{p} in the "
                                       "opponent's parameters‖"}
-            dists = [parameter_distance_inf([a.theta[p]], [self.run[0].theta[p]]) for a in self.run]
+            # (A3) bounds |θ_k,i − θ_i| for the VI gap's reference point θ: measured from θ_ref where there is one
+            origin, name = ((self.reference[p], f"θ_ref ({self.reference_method})") if self.reference is not None
+                            else (self.run[0].theta[p], "θ_0"))
+            dists = [parameter_distance_inf([a.theta[p]], [origin]) for a in self.run]
             if max(dists) > 0:
                 out[f"dist_{p}"] = {"value": max(dists), "n": n,
-                                    "method": f"max over {n} evaluations of ‖θ_k − θ_0‖_∞ up to the target"}
+                                    "method": f"max over {n} evaluations up to the target of ‖θ_k − {name}‖_∞"}
             bounds = [h[p] for h in self.h_bounds if h[p] is not None]
             if bounds:
                 out[f"h_min_{p}"] = {"value": min(lo for lo, _ in bounds), "n": len(bounds),
@@ -385,6 +451,7 @@ class Estimate:
             "steps_to_target": r.steps_to_target, "steps_run": r.steps_run, "device": r.device,
             "checkpoints": self.checkpoint_table(), "settings": self.settings.__dict__,
             "estimation_seconds": round(self.seconds, 1), "torch": torch.__version__,
+            "reference_point": self.reference_method, "epsilon_skipped": self.epsilon_skipped(),
             "rule": "bounds (sigma2, smoothness, grad_bound, cross_lip, dist, h_max) are the largest over the run's "
                     "checkpoints, h_min the smallest; noise_scale over the second half of the run (midway to target)",
         }
@@ -399,8 +466,9 @@ def _pick_checkpoints(snapshots: Sequence[Snapshot]) -> dict[str, int]:
 
 
 def estimate(config: TrainConfig, seed: int = 0, settings: EstimateSettings | None = None,
-             show_progress: bool = False) -> Estimate:
-    """Train the reference run of `config`, then estimate every constant (module docstring)."""
+             show_progress: bool = False, reference: Mapping[str, Tensor] | None = None) -> Estimate:
+    """Train the reference run of `config`, then estimate every constant (module docstring). `reference`: θ_ref
+    of the VI gap ({"D", "G"} -> flat parameters), else empirical.reference_point's for `config`."""
     s = settings or EstimateSettings()
     check_settings(s)
     bar = tqdm(total=config.max_steps, desc="reference run", unit="step", disable=not show_progress)
@@ -430,8 +498,34 @@ def estimate(config: TrainConfig, seed: int = 0, settings: EstimateSettings | No
                 est.sigma2[k, p], est.grad_norm_sq[k, p] = noise(games[i], p, s, rng)
                 est.smooth[k, p] = smoothness(games[i], p, s, rng)
                 bar.update()
+    est.reference, est.reference_method = _reference(config, est.dim, reference)
     est.seconds = time.perf_counter() - start
     return est
+
+
+def _reference(config: TrainConfig, dim: dict[str, int], given: Mapping[str, Tensor] | None
+               ) -> tuple[dict[str, Tensor], str]:
+    """θ_ref of the VI gap and how it was made: `given`, else empirical.reference_point's (the exact equilibrium
+    where the benchmark has one, else the end of an independent, longer run). Not the run's own parameters at the
+    target: those depend on the run's minibatches, and the last terms of the mean gap would vanish by construction."""
+    if given is not None:
+        ref, how = given, "given by the caller"
+    else:
+        from empirical.reference_point import REFERENCE_SEED, is_exact, reference_point
+
+        ref = reference_point(config)
+        how = ("= the exact equilibrium θ* (empirical/reference_point.py)" if is_exact(config) else
+               f"= the final parameters of an independent run of {config.max_steps} steps, seed {REFERENCE_SEED} "
+               "(empirical/reference_point.py)")
+    out = {}
+    for p in PLAYERS:
+        if p not in ref:
+            raise EmpiricalInputError(f"the reference point has no parameters for {p}")
+        out[p] = torch.as_tensor(ref[p]).detach().to(torch.float64).cpu().reshape(-1)
+        if out[p].numel() != dim[p]:
+            raise EmpiricalInputError(f"the reference point has {out[p].numel()} parameters for {p}, the model "
+                                      f"{dim[p]}: it was made for another config")
+    return out, how
 
 
 def check_settings(s: EstimateSettings) -> None:
@@ -454,7 +548,7 @@ def write(est: Estimate, path: str | Path, preset: str) -> None:
     """The constants file (schema ttur-constants/1), validated and written atomically by theory.schema."""
     from theory.schema import write_constants
 
-    epsilon = {family: {"value": value, "method": how} for family, (value, how) in est.epsilon().items()}
+    epsilon = {family: e.entry() for family, e in est.epsilon().items()}
     write_constants(path, est.constants(), {"preset": preset, **est.source()},
                     epsilon=epsilon, noise_scale=est.noise_scales())
 
@@ -495,6 +589,8 @@ def _summary(est: Estimate, out: str) -> list[str]:
     for k, row in est.checkpoint_table().items():
         cells = [row[f"{n}_{p}"] for n in ("sigma2", "grad_norm_sq", "noise_scale", "smoothness") for p in PLAYERS]
         lines.append(f"{k:<13}{row['step']:>6}" + "".join(f"{'—':>12}" if v is None else f"{v:>12.4g}" for v in cells))
+    for family, e in est.epsilon().items():
+        lines.append(f"ε ({family}): D {e.players['D']:.4g}, G {e.players['G']:.4g}")
     lines.append(f"wrote {out}; next: python -m theory.critical --constants {out} --family sgd-frozen")
     return lines
 

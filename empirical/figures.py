@@ -10,6 +10,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from empirical.report import GroupAnalysis, TheoryPrediction
+    from empirical.theory_measure import MeasureAnalysis
     from empirical.train import EvalPoint
 
 
@@ -33,7 +34,8 @@ def plot_k_and_sfo(group: GroupAnalysis, theory: TheoryPrediction | None, path: 
                    noise_b: float | None = None) -> Path:
     """K(b) and N(b) = b·K(b), log-log: median over seeds with the min–max band, misses marked, measured b*, the
     fitted K∞·b/(b − c), the theory's joint curve scaled to the fitted K∞ (its shape and b* are the theory's) and
-    the noise-scale prediction b*_noise."""
+    the noise-scale prediction `noise_b` = 2·B_simple (K∞(1 + c/b) ↔ McCandlish's K∞(1 + B_noise/b): b* = 2c ↔
+    2·B_noise)."""
     plt = _pyplot()
     s = group.summaries
     b = np.array([x.batch_size for x in s], dtype=np.float64)
@@ -69,7 +71,8 @@ def plot_k_and_sfo(group: GroupAnalysis, theory: TheoryPrediction | None, path: 
                     label=f"theory '{theory.family}' (scaled to K∞), b* = {theory.b_star_joint:.3g}")
             ax.axvline(theory.b_star_joint, color="tab:green", ls=":", lw=1)
         if noise_b is not None:
-            ax.axvline(noise_b, color="tab:purple", ls="-.", lw=1.2, label=f"b*_noise = B_simple = {noise_b:.3g}")
+            ax.axvline(noise_b, color="tab:purple", ls="-.", lw=1.2,
+                       label=f"2·B_simple = {noise_b:.3g} (b* = 2c ↔ 2·B_noise)")
         if group.b_star is not None:
             ax.axvline(group.b_star, color="tab:red", ls="-", lw=1.5, alpha=0.6,
                        label=f"measured b* = {group.b_star}")
@@ -179,4 +182,48 @@ def plot_heatmap(groups: Sequence[GroupAnalysis], path: Path) -> Path:
         ax.set_xlabel("batch size b")
         ax.set_ylabel("base learning rate α_D / b")
         ax.set_title(what, fontsize=10)
+    return _save(fig, path)
+
+
+def _k_curve(ax, summaries, fit, colour: str, label: str, dense: np.ndarray) -> None:
+    """One steps-to-criterion on log-log axes: median over seeds, the seeds' min–max band, misses marked, the fit."""
+    b = np.array([x.batch_size for x in summaries], dtype=np.float64)
+    med = np.array([x.median_k for x in summaries], dtype=np.float64)
+    lo = np.array([np.nan if x.min_k is None else x.min_k for x in summaries], dtype=np.float64)
+    hi = np.array([np.nan if x.max_k is None else x.max_k for x in summaries], dtype=np.float64)
+    finite = np.isfinite(med)
+    ax.fill_between(b, lo, hi, color=colour, alpha=0.15, lw=0)
+    ax.plot(b[finite], med[finite], "o", color=colour, ms=4, label=f"{label} (median; ▼ not reached)")
+    if (~finite).any():
+        top = np.nanmax(hi) if np.isfinite(hi).any() else 1.0
+        ax.plot(b[~finite], np.full((~finite).sum(), top * 1.3), "v", color=colour, alpha=0.7)
+    if fit is not None:
+        near = dense > 1.25 * fit.c
+        ax.plot(dense[near], fit.hyperbola.K(dense[near]), "-", color=colour, lw=1,
+                label=f"  fit K∞·b/(b−c): b* = 2c = {fit.b_star:.3g}")
+
+
+def plot_theory_measure(rows: Sequence[tuple[str, MeasureAnalysis, GroupAnalysis]], path: Path) -> Path:
+    """Per sweep group (one row of panels) and player (D, G, both): the steps until the running mean of the
+    theory's measure first falls to ε² and until it stays there, against the steps until the FID target, each with
+    its fit, log-log."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(rows), 3, figsize=(14, 4.8 * len(rows)), constrained_layout=True, squeeze=False)
+    for (title, a, group), row in zip(rows, axes, strict=True):
+        sizes = [x.batch_size for x in a.k["D"].summaries] + [x.batch_size for x in group.summaries]
+        dense = np.geomspace(min(sizes) / 1.5, max(sizes) * 1.5, 300)
+        words = a.measure.words
+        for ax, key, who in zip(row, ("D", "G", "joint"), ("the discriminator", "the generator", "both players"),
+                                strict=True):
+            eps = {"D": "ε_D²", "G": "ε_G²", "joint": "ε²"}[key]
+            _k_curve(ax, a.k[key].summaries, a.k[key].fit, "tab:blue", f"first ≤ {eps}", dense)
+            _k_curve(ax, a.stay[key].summaries, a.stay[key].fit, "tab:orange", f"stays ≤ {eps}", dense)
+            _k_curve(ax, group.summaries, group.fit, "tab:grey", f"FID ≤ {group.target_fid:g}", dense)
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+            ax.set_xlabel("batch size b")
+            ax.set_ylabel(f"steps until the {words} ≤ {eps}\n(first, or from which on it stays; grey: FID)")
+            ax.set_title(f"{title}: {who}", fontsize=9)
+            ax.grid(True, which="both", alpha=0.25)
+            ax.legend(fontsize=6.5, loc="upper right", framealpha=0.6)
     return _save(fig, path)

@@ -255,6 +255,46 @@ def split_batch_noise_estimate(grad_a: Tensor, grad_b: Tensor, half: int) -> tup
     return half * float((a - b).square().sum()) / 2, float(a @ b)
 
 
+def flat_gradient(grads: Mapping[str, Tensor]) -> Tensor:
+    """The gradients of a parameter dict as one flat float64 vector, in the dict's (module.parameters()) order."""
+    return torch.cat([g.reshape(-1).to(torch.float64) for g in grads.values()])
+
+
+@dataclass(frozen=True)
+class HalvesGradient:
+    """The mean gradients of one player's loss on two independent batches of `half` samples each (flat float64).
+
+    norm_sq = ⟨g_A, g_B⟩ is unbiased for the full gradient's ‖G‖², trace_sigma = half·‖g_A − g_B‖²/2 for tr Σ
+    (split_batch_noise_estimate), and mean = (g_A + g_B)/2 the gradient estimate to take inner products with
+    (unbiased for G, so ⟨θ − θ_ref, mean⟩ is unbiased for the VI gap at a fixed θ_ref)."""
+
+    grad_a: Tensor
+    grad_b: Tensor
+    half: int
+
+    @property
+    def norm_sq(self) -> float:
+        return split_batch_noise_estimate(self.grad_a, self.grad_b, self.half)[1]
+
+    @property
+    def trace_sigma(self) -> float:
+        return split_batch_noise_estimate(self.grad_a, self.grad_b, self.half)[0]
+
+    @property
+    def mean(self) -> Tensor:
+        return (self.grad_a + self.grad_b) / 2
+
+
+def halves_gradient(module: nn.Module, loss: Loss, batch_a: Batch, batch_b: Batch) -> HalvesGradient:
+    """`module`'s mean-loss gradient on each of two independent, equally large batches (the training run's full
+    gradient measured without bias: empirical.constants along the run, and train() with config.measure_batch)."""
+    half = batch_size(batch_a)
+    if batch_size(batch_b) != half:
+        raise ValueError(f"the two halves must be equally large, got {half} and {batch_size(batch_b)}")
+    return HalvesGradient(flat_gradient(batch_gradient(module, loss, batch_a)),
+                          flat_gradient(batch_gradient(module, loss, batch_b)), half)
+
+
 def averaged_noise_estimate(
     sq_norms_small: Sequence[float], sq_norms_big: Sequence[float], b_small: int, b_big: int
 ) -> tuple[float, float]:

@@ -5,6 +5,9 @@ The discriminator and the generator each get their own optimizer with their own 
 
 ==================  ==============================================================================================
 ``adam``            ``torch.optim.Adam``, betas (0.5, 0.999), eps 1e-8 (the GAN scripts of Sato & Iiduka).
+``amsgrad``         :class:`AMSGrad`, betas (0.5, 0.999), eps 1e-8: Adam with a running max of the bias-corrected v̂,
+                    so the preconditioner never decreases (the Adam-type bound families assume that; torch's
+                    ``Adam(amsgrad=True)`` takes the max before the bias correction and does not have it).
 ``rmsprop``         ``torch.optim.RMSprop`` with torch's defaults (alpha 0.99, eps 1e-8, no momentum, not centered).
 ``adabelief``       :class:`AdaBelief` (Zhuang et al. 2020), betas (0.5, 0.999), eps 1e-12, no rectification.
 ``sgd``             SGD-A: ``torch.optim.SGD``, momentum 0 unless given.
@@ -26,18 +29,18 @@ import torch
 
 from empirical.errors import EmpiricalInputError
 
-OPTIMIZERS: tuple[str, ...] = ("adam", "rmsprop", "adabelief", "sgd", "nsgda", "nsgda-tensor", "graft")
+OPTIMIZERS: tuple[str, ...] = ("adam", "amsgrad", "rmsprop", "adabelief", "sgd", "nsgda", "nsgda-tensor", "graft")
 
 GAN_BETAS: tuple[float, float] = (0.5, 0.999)
 # Optimizers whose update of a parameter tensor is elementwise (no norm over the tensor): a tensor that stacks the
 # parameters of several runs along a leading axis gets each run's own update (batched seeds, lqgan_batched.py).
-ELEMENTWISE: tuple[str, ...] = ("sgd", "adam", "rmsprop", "adabelief")
+ELEMENTWISE: tuple[str, ...] = ("sgd", "adam", "amsgrad", "rmsprop", "adabelief")  # amsgrad: its max is per element
 NORM_EPS = 1e-8  # ε added to the gradient norms of nsgda / nsgda-tensor / graft
 
 # Default eps per optimizer; a name missing here takes no eps at all.
-_DEFAULT_EPS = {"adam": 1e-8, "rmsprop": 1e-8, "adabelief": 1e-12, "nsgda": NORM_EPS, "nsgda-tensor": NORM_EPS,
-                "graft": 1e-8}
-_USES_BETAS = ("adam", "adabelief", "graft")
+_DEFAULT_EPS = {"adam": 1e-8, "amsgrad": 1e-8, "rmsprop": 1e-8, "adabelief": 1e-12, "nsgda": NORM_EPS,
+                "nsgda-tensor": NORM_EPS, "graft": 1e-8}
+_USES_BETAS = ("adam", "amsgrad", "adabelief", "graft")
 
 Closure = Callable[[], torch.Tensor] | None  # returns the loss, like the closures torch.optim takes
 
@@ -110,6 +113,50 @@ class AdaBelief(torch.optim.Optimizer):
                 s.mul_(beta2).addcmul_(residual, residual, value=1.0 - beta2).add_(eps)
                 denom = (s.sqrt() / math.sqrt(1.0 - beta2**t)).add_(eps)  # √ŝ_t + eps
                 p.addcdiv_(m, denom, value=-lr / (1.0 - beta1**t))
+        return loss
+
+
+class AMSGrad(torch.optim.Optimizer):
+    r"""AMSGrad (Reddi et al., ICLR 2018) with Adam's bias corrections, the max taken *after* the correction.
+
+    Per parameter tensor, with gradient g and step t = 1, 2, ...::
+
+        m_t = β1·m_{t-1} + (1 − β1)·g,            v_t = β2·v_{t-1} + (1 − β2)·g²
+        v̂_t = max(v̂_{t-1}, v_t / (1 − β2^t))      # elementwise, v̂_0 = 0
+        θ  ← θ − lr · (m_t / (1 − β1^t)) / (√v̂_t + eps)
+
+    so the preconditioner h_t = √v̂_t + eps is non-decreasing in t in every coordinate: the monotone H_n that the
+    Adam-type bounds assume (reference.md §1). This is the algorithm of torch's Adam documentation and of optax's
+    ``scale_by_amsgrad``; torch's ``Adam(amsgrad=True)`` code instead keeps max(v) of the *uncorrected* v and divides
+    by √(1 − β2^t) afterwards (pytorch/pytorch#142323), so its h falls by up to 1/√(1 − β2) ≈ 32× while the max
+    stands still (g = 1 then 10⁻³ repeated: h = 1 → 0.034 over 2000 steps), and plain Adam's h falls with every
+    small gradient. The first step equals Adam's (v̂_1 = g²). Defaults: betas (0.5, 0.999), eps 1e-8, as ``adam``.
+    """
+
+    def __init__(self, params: Iterable[torch.nn.Parameter] | Iterable[dict], lr: float = 2e-4,
+                 betas: tuple[float, float] = GAN_BETAS, eps: float = 1e-8) -> None:
+        _check_hyper(lr=lr, betas=betas, eps=eps)
+        super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps})
+
+    @torch.no_grad()
+    def step(self, closure: Closure = None) -> torch.Tensor | None:  # type: ignore[override]
+        """One AMSGrad step on every parameter with a gradient; returns the closure's loss if one is given."""
+        loss = _evaluate(closure)
+        for group in self.param_groups:
+            lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = p.grad
+                state = _moment_state(self.state[p], p, "exp_avg_sq")
+                if "max_exp_avg_sq_hat" not in state:
+                    state["max_exp_avg_sq_hat"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                t = state["step"]
+                m, v, vmax = state["exp_avg"], state["exp_avg_sq"], state["max_exp_avg_sq_hat"]
+                m.mul_(beta1).add_(grad, alpha=1.0 - beta1)
+                v.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
+                torch.maximum(vmax, v / (1.0 - beta2**t), out=vmax)
+                p.addcdiv_(m, vmax.sqrt().add_(eps), value=-lr / (1.0 - beta1**t))
         return loss
 
 
@@ -199,8 +246,8 @@ def make_optimizer(name: str, params: Iterable[torch.nn.Parameter], lr: float, *
                    momentum: float = 0.0) -> torch.optim.Optimizer:
     """The optimizer ``name`` (one of :data:`OPTIMIZERS`) for one player's ``params`` with learning rate ``lr``.
 
-    ``betas`` (default (0.5, 0.999)) applies to adam, adabelief and graft (for graft: its internal Adam).
-    ``eps`` overrides the optimizer's own: Adam's / RMSprop's eps (1e-8), AdaBelief's (1e-12), the norm ε of
+    ``betas`` (default (0.5, 0.999)) applies to adam, amsgrad, adabelief and graft (for graft: its internal Adam).
+    ``eps`` overrides the optimizer's own: Adam's / AMSGrad's / RMSprop's eps (1e-8), AdaBelief's (1e-12), the norm ε of
     nsgda / nsgda-tensor (1e-8), Adam's eps inside graft (1e-8; graft's norm ε stays 1e-8). ``momentum`` applies
     to sgd only. Passing ``betas``, ``eps`` or a nonzero ``momentum`` to an optimizer that has no such
     hyper-parameter is an error rather than silently ignored.
@@ -227,6 +274,8 @@ def make_optimizer(name: str, params: Iterable[torch.nn.Parameter], lr: float, *
         _check_hyper(lr=lr, betas=betas, eps=eps)
         if name == "adam":
             return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps)
+        if name == "amsgrad":
+            return AMSGrad(params, lr=lr, betas=betas, eps=eps)
         if name == "rmsprop":
             return torch.optim.RMSprop(params, lr=lr, eps=eps)
         if name == "adabelief":
@@ -249,6 +298,8 @@ def _preconditioner(opt: torch.optim.Optimizer, group: dict, state: dict) -> tor
         if group["centered"]:  # torch's centered RMSprop divides by √(v − ḡ²)
             v = v - state["grad_avg"] ** 2
         return v.sqrt() + group["eps"]
+    if isinstance(opt, AMSGrad):  # its state holds the max of the already bias-corrected v̂
+        return state["max_exp_avg_sq_hat"].sqrt() + group["eps"] if "max_exp_avg_sq_hat" in state else None
     if isinstance(opt, torch.optim.Adam | torch.optim.AdamW | AdamGraftSGD):
         key = "exp_avg_sq"
     elif isinstance(opt, AdaBelief):
@@ -268,7 +319,9 @@ def second_moment_bounds(opt: torch.optim.Optimizer) -> tuple[float, float] | No
     The diagonal h is what the most recent step divided the (bias-corrected) first moment by, read from the
     optimizer's state as it is now (i.e. after the last step; it is not the same as what the next step will use):
 
-    * ``adam`` (torch.optim.Adam) and ``graft``: h = √v̂ + eps, v̂ = v/(1 − β2^t) (with AMSGrad: the running max of v);
+    * ``adam`` (torch.optim.Adam) and ``graft``: h = √v̂ + eps, v̂ = v/(1 − β2^t) (a torch Adam built with
+      amsgrad=True: v the running max of the uncorrected v, as its step uses it, √(max v/(1 − β2^t)) + eps);
+    * ``amsgrad`` (:class:`AMSGrad`): h = √v̂ + eps, v̂ the running max of v/(1 − β2^t); non-decreasing in t;
     * ``adabelief``: h = √ŝ + eps, ŝ = s/(1 − β2^t), s including the eps it accumulates (see :class:`AdaBelief`);
     * ``rmsprop``: h = √v + eps, no bias correction (centered: √(v − ḡ²) + eps).
 

@@ -80,6 +80,8 @@ PRESETS: dict[str, TrainConfig] = {
     ),
 }  # fmt: skip
 
+# ring8 with AMSGrad (the monotone preconditioner the Adam-type bounds assume), everything else ring8's.
+PRESETS["ring8-amsgrad"] = PRESETS["ring8"].with_(optimizer="amsgrad")
 PRESETS.update({name: config for unit in all_benchmarks() for name, config in unit.presets.items()})
 
 # What a missing default data folder of a paper preset should hold (datasets.check_data_path's one-line error).
@@ -98,10 +100,11 @@ BATCH_GRIDS: dict[str, tuple[int, ...]] = {"dcgan-lsun": PAPER_BATCH_SIZES, "wga
 
 
 LQ_BATCH_SIZES = tuple(2**k for k in range(0, 11))  # 1 .. 1024: the control game is cheap down to b = 1
-BATCH_GRIDS.update({"lqgan": LQ_BATCH_SIZES, "lqgan-adam": LQ_BATCH_SIZES})
+BATCH_GRIDS.update({"lqgan": LQ_BATCH_SIZES, "lqgan-adam": LQ_BATCH_SIZES, "lqgan-amsgrad": LQ_BATCH_SIZES})
 DEFAULT_SEEDS = (0, 1, 2)
 SEED_GRIDS: dict[str, tuple[int, ...]] = {"lqgan": tuple(range(8)), "lqgan-adam": tuple(range(8)),
-                                          "gauss-mlp": tuple(range(5))}
+                                          "lqgan-amsgrad": tuple(range(8)), "gauss-mlp": tuple(range(5)),
+                                          "gauss-mlp-sgd": tuple(range(5))}
 
 
 def default_seeds(name: str) -> tuple[int, ...]:

@@ -13,14 +13,13 @@ import os
 import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from functools import partial
 from types import ModuleType
 from typing import Any
 
 from empirical.config import TrainConfig
 from empirical.errors import EmpiricalInputError
 from empirical.store import Cell
-from empirical.sweep import Executor, Outcome, limit_threads, run_cell
+from empirical.sweep import Executor, Outcome, Reference, limit_threads, run_cell
 from empirical.train import RunResult
 
 NEEDS_RAY = "the ray backend needs Ray: pip install 'ttur-critical-batch[ray]'"
@@ -52,10 +51,11 @@ class RayOptions:
             raise EmpiricalInputError(f"--ray-max-retries must be 0 or more, got {self.max_retries}")
 
 
-def run_cell_task(base: TrainConfig, cell: Cell, threads: int) -> RunResult:
-    """One cell in a Ray worker, with torch on the task's CPUs (1 thread gives the process pool's exact results)."""
+def run_cell_task(base: TrainConfig, cell: Cell, threads: int, reference: Reference | None = None) -> RunResult:
+    """One cell in a Ray worker, with torch on the task's CPUs (1 thread gives the process pool's exact results);
+    `reference`: the sweep's θ_ref of the VI gap (an object-store reference, resolved by Ray before the call)."""
     limit_threads(threads)
-    return run_cell(base, cell)
+    return run_cell(base, cell, reference)
 
 
 def import_ray() -> ModuleType:
@@ -91,7 +91,7 @@ def ray_executor(options: RayOptions) -> Executor:
     ray = import_ray()
     if not ray.is_initialized():
         check_address(options.address)
-    return partial(execute_ray, options=options)
+    return lambda base, cells, reference=None: execute_ray(base, cells, options, reference)
 
 
 def _init(ray: ModuleType, options: RayOptions) -> None:
@@ -153,7 +153,8 @@ def _outcome(ray: ModuleType, ref: Any, cell: Cell) -> Outcome:
         return Outcome(cell, None, f"{type(error).__name__}: {_first_line(error)}")
 
 
-def execute_ray(base: TrainConfig, cells: Sequence[Cell], options: RayOptions) -> Iterator[Outcome]:
+def execute_ray(base: TrainConfig, cells: Sequence[Cell], options: RayOptions,
+                reference: Reference | None = None) -> Iterator[Outcome]:
     """Run the cells as Ray tasks and yield each outcome as it finishes (in completion order), like `execute`.
 
     Uses the Ray instance this process already has (and leaves it running), else starts or joins one per
@@ -167,7 +168,8 @@ def execute_ray(base: TrainConfig, cells: Sequence[Cell], options: RayOptions) -
     try:
         task = _task(ray, base, options, reused)
         threads = max(1, int(options.cpus))
-        pending = {task.remote(base, cell, threads): cell for cell in cells}
+        shared = None if reference is None else ray.put(reference)  # θ_ref sent to the object store once
+        pending = {task.remote(base, cell, threads, shared): cell for cell in cells}
         try:
             while pending:
                 [ref], _ = ray.wait(list(pending), num_returns=1)

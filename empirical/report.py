@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from empirical import benchmarks
+from empirical import benchmarks, theory_measure
 from empirical.cli import OneLineParser, fail
 from empirical.config import TrainConfig
 from empirical.errors import EmpiricalInputError
@@ -37,8 +37,9 @@ from empirical.measured import (
     measured_b_star,
     summarise,
 )
-from empirical.store import RunRow, Store, read_store
-from theory.analysis import analyse, curves, resolve_constants, resolve_epsilon
+from empirical.store import RECORDING_FIELDS, RunRow, Store, read_store
+from empirical.theory_measure import MEASURES, MeasureAnalysis, MeasureRun
+from theory.analysis import analyse, curves, resolve_constants, resolve_epsilons
 from theory.errors import TheoryInputError
 from theory.families import FAMILIES
 from theory.measured import load_measured, measured_presets
@@ -66,6 +67,8 @@ class GroupAnalysis:
     floor: FloorAnalysis | None = None  # runs trained to their noise floor (config.floor)
     exact_floor: Any = None  # the benchmark's exact F(b), where it has one (lqgan with SGD)
     n_settled: int = 0
+    measure_runs: dict[str, list[MeasureRun]] = field(default_factory=dict)  # the theory's measures per run
+    measure_notes: list[str] = field(default_factory=list)  # why a recorded measure has no K_ε analysis
 
     @property
     def label(self) -> str:
@@ -121,7 +124,48 @@ def analyse_store(store: Store, n_resamples: int = 1000) -> list[GroupAnalysis]:
                                   tuple(p.fid for p in points)))
         return out
 
-    return [analyse_group(rows, base, n_resamples, histories=histories(rows)) for _, rows in sorted(groups.items())]
+    out = [analyse_group(rows, base, n_resamples, histories=histories(rows)) for _, rows in sorted(groups.items())]
+    for g in out:  # the theory's own measures, where the runs recorded them (empirical/theory_measure.py)
+        points = {r.id: store.history(r.id) for r in g.rows}
+        for name in MEASURES:
+            runs = [theory_measure.from_points(r.cell.batch_size, r.cell.seed, r.steps_to_target
+                                               if r.status == "reached" else None, points[r.id], name)
+                    for r in g.rows]
+            if any(x.measured for x in runs):
+                g.measure_runs[name] = runs
+    return out
+
+
+def analyse_measures(group: GroupAnalysis, choice: ConstantsChoice,
+                     n_resamples: int = 1000) -> list[MeasureAnalysis]:
+    """The group's K_ε analyses: each measure its runs recorded whose bound families model the group's optimizer,
+    against that family's ε in the constants file. Where none of those has an ε (the constants file says why in
+    `group.measure_notes`), every other recorded measure that has one, so the runs' stationarity is still shown."""
+    in_scope_names = [n for n in group.measure_runs
+                      if any(in_scope(f, group.optimizer) for f in MEASURES[n].families)]
+    skipped = (choice.file.source.get("epsilon_skipped", {}) if choice.file is not None else {}) or {}
+
+    def run(names: list[str]) -> list[MeasureAnalysis]:
+        out = []
+        for name in names:
+            eps = theory_measure.epsilon_squared(choice.file, name)
+            if eps is None:
+                why = next((skipped[f] for f in MEASURES[name].families if f in skipped), "no ε in the constants")
+                group.measure_notes.append(f"The {MEASURES[name].words}: no K_ε, since the constants give no ε for it "
+                                           f"({why}).")
+                continue
+            out.append(theory_measure.analyse_measure(group.measure_runs[name], name, eps, n_resamples))
+        return out
+
+    analyses = run(in_scope_names)
+    if not analyses:
+        others = [n for n in group.measure_runs if n not in in_scope_names]
+        analyses = run(others)
+        if analyses and in_scope_names:
+            group.measure_notes.append("Shown instead: the " + ", ".join(a.measure.words for a in analyses)
+                                       + ", the measure of bound families that do not model these runs (so their "
+                                       "b* rows are out of scope), as a plain record of how stationary the runs get.")
+    return analyses
 
 
 @dataclass
@@ -155,7 +199,7 @@ class ConstantsChoice:
 # optimizer, learning rates or their table: the report puts each group's α into the theory itself) and how
 # often/long it evaluates.
 _FREE_FIELDS = {"batch_size", "optimizer", "lr_d", "lr_g", "lr_table", "device", "max_steps", "eval_every",
-                "eval_growth"}
+                "eval_growth", *RECORDING_FIELDS}  # RECORDING_FIELDS: what a run records, not what it does
 
 
 def choose_constants(constants_file: str | None, preset: str, base: TrainConfig) -> ConstantsChoice:
@@ -188,12 +232,13 @@ def choose_constants(constants_file: str | None, preset: str, base: TrainConfig)
 
 # Which optimizers' runs each bound family describes. A family is set beside runs of those only; any other pairing
 # is out of scope (an SGD bound fed Adam's α says nothing about Adam). The Adam-type families assume an AMSGrad-
-# monotone preconditioner, which torch's Adam is not: an approximation the report states.
+# monotone preconditioner h_{n+1} >= h_n: only `amsgrad` has it (torch's Adam, RMSprop and AdaBelief do not).
 MODELLED_OPTIMIZERS: dict[str, tuple[str, ...]] = {
     "sgd": ("sgd",),
     "sgd-frozen": ("sgd",),
-    "adam": ("adam", "rmsprop", "adabelief"),
-    "adam-cs": ("adam", "rmsprop", "adabelief"),
+    "adam": ("amsgrad",),
+    "adam-cs": ("amsgrad",),
+    "amsgrad-l1": ("amsgrad",),
 }
 
 
@@ -220,12 +265,21 @@ def theory_predictions(lr_d: float, lr_g: float, choice: ConstantsChoice | None 
             continue
         try:
             values = resolve_constants(family, {"alpha_D": lr_d, "alpha_G": lr_g}, file and file.values, choice.label)
-            a = analyse(family, values, resolve_epsilon(family, None, file and file.epsilon, choice.label))
+            # each player's own ε where the file has one per player (a player asked for a target it had already
+            # passed would make its bound look better than it is)
+            eps = resolve_epsilons(family, None, file and file.epsilon_players, choice.label)
+            a = analyse(family, values, eps)
         except TheoryInputError as error:
             out.append(TheoryPrediction(name, choice.label, error=str(error)))
             continue
+        # ε that no run reached (the file has none for this family) makes b* a number about no target of these runs
+        defaulted = sorted(p for p, e in eps.items() if e.source.startswith("default"))
+        why = ((file.source.get("epsilon_skipped") or {}).get(name) if file is not None else None) or "none given"
+        label = choice.label + ("" if not defaulted else
+                                f"; ε_{'/'.join(defaulted)} is the family's illustrative default ({why}), so this "
+                                "b* is not a prediction for these runs")
         out.append(TheoryPrediction(
-            family=name, constants_source=choice.label, b_star_d=a.players["D"].b_star,
+            family=name, constants_source=label, b_star_d=a.players["D"].b_star,
             b_star_g=a.players["G"].b_star, b_star_joint=a.joint.b_star, case=a.joint.case,
             k_inf_joint=a.K_inf_joint, players=a.players,
         ))
@@ -244,6 +298,12 @@ class NoisePrediction:
     def joint(self) -> float:
         # K = max(K_D, K_G): the noisier player sets where the steps stop falling.
         return max(self.d, self.g)
+
+    @property
+    def b_star(self) -> float:
+        """2·B_simple (joint): K ≈ K∞(1 + c/b) for b ≫ c is McCandlish's K∞(1 + B_noise/b), so c ↔ B_noise and the
+        template's b* = 2c ↔ 2·B_noise."""
+        return 2.0 * self.joint
 
 
 def noise_prediction(choice: ConstantsChoice) -> NoisePrediction | None:
@@ -390,7 +450,8 @@ def _schedule(base: TrainConfig) -> str:
 
 def render_markdown(folder: Path, preset: str, base: TrainConfig, groups: Sequence[GroupAnalysis],
                     theory: dict[tuple[str, float], list[TheoryPrediction]], figures: dict[str, str],
-                    choice: ConstantsChoice | None = None, noise: NoisePrediction | None = None) -> str:
+                    choice: ConstantsChoice | None = None, noise: NoisePrediction | None = None,
+                    measures: dict[tuple[str, float], list[MeasureAnalysis]] | None = None) -> str:
     choice = choice or ConstantsChoice(None, "family defaults (illustrative)")
     lines = [
         f"# Batch-size sweep: {preset}",
@@ -428,10 +489,20 @@ def render_markdown(folder: Path, preset: str, base: TrainConfig, groups: Sequen
                              f"constants: {t.constants_source} |")
         if noise is not None:
             iv = ", ".join(f"{p} [{lo:.3g}, {hi:.3g}]" for p, (lo, hi) in noise.intervals.items())
-            lines.append(f"| b*_noise = B_simple: D, G, **joint** | {noise.d:.3g}, {noise.g:.3g}, "
-                         f"**{noise.joint:.3g}** | {iv or '—'} | {_ratios(noise.joint, g)}; McCandlish's noise "
-                         "scale tr Σ/‖G‖² of the reference run (joint: the larger) |")
+            iv2 = ", ".join(f"{p} [{2 * lo:.3g}, {2 * hi:.3g}]" for p, (lo, hi) in noise.intervals.items())
+            lines.append(f"| 2·B_simple (the template's b* = 2c ↔ 2·B_noise): D, G, **joint** | {2 * noise.d:.3g}, "
+                         f"{2 * noise.g:.3g}, **{noise.b_star:.3g}** | {iv2 or '—'} | {_ratios(noise.b_star, g)}; "
+                         f"B_simple = tr Σ/‖G‖² of the reference run (McCandlish's noise scale): D {noise.d:.3g}, "
+                         f"G {noise.g:.3g}, joint (the larger) {noise.joint:.3g}" + (f", {iv}" if iv else "") + " |")
         lines.append("")
+        if g.measure_notes:
+            lines += ["### The theory's own measure: notes", "", *(f"- {x}" for x in g.measure_notes), ""]
+        for a in (measures or {}).get((g.optimizer, g.lr_scale), []):
+            picture = figures.get("theory_measure")
+            if picture and not any(picture in x for x in lines):  # one figure for every group: shown once
+                lines += [f"![steps until the theory's measure ≤ ε², and until the FID target]"
+                          f"({picture})", ""]
+            lines += theory_measure.markdown(a, g, theory[(g.optimizer, g.lr_scale)], _target_text(base))
     lines += [
         "## How to read this",
         "",
@@ -440,16 +511,17 @@ def render_markdown(folder: Path, preset: str, base: TrainConfig, groups: Sequen
         "theory's own and are absolute.",
         f"- The theory's constants: {choice.label}. {choice.note}".rstrip(),
         "- A bound family is set beside runs of the optimizer it models only: `sgd` and `sgd-frozen` beside SGD "
-        "runs, `adam` and `adam-cs` beside Adam-type runs (they assume an AMSGrad-monotone preconditioner, which "
-        "torch's Adam is not: an approximation). Any other pairing is marked out of scope, with no number.",
+        "runs, `adam`, `adam-cs` and `amsgrad-l1` beside `amsgrad` runs only (they assume a monotone "
+        "preconditioner, which torch's Adam, RMSprop and AdaBelief do not have). Any other pairing is marked out of "
+        "scope, with no number.",
         "- ε: the target each family must certify is the ε the measured reference run reached when it first met "
         "the FID target, in the family's own measure (squared gradient norm, or variational-inequality gap), "
         "averaged over its evaluations up to then (docs/constants.md). A group with another α or optimizer than "
         "the reference run reuses those constants and that ε: an extrapolation.",
-        "- b*_noise is the gradient noise scale B_simple = tr Σ/‖G‖² of the reference run, averaged over the second "
-        "half of its way to the target (McCandlish et al. 2018): the batch size at which the steps are about twice "
-        "their large-batch limit, the same criterion as the template's b* = 2c. Its interval is the constants "
-        "file's (90% bootstrap over the evaluations).",
+        "- B_simple is the gradient noise scale tr Σ/‖G‖² of the reference run, averaged over the second half of its "
+        "way to the target (McCandlish et al. 2018). It is set beside b* as 2·B_simple: for b ≫ c the template's "
+        "K∞·b/(b − c) ≈ K∞(1 + c/b) is McCandlish's K∞(1 + B_noise/b), so c ↔ B_noise and b* = 2c ↔ 2·B_noise. "
+        "Its interval is the constants file's (90% bootstrap over the evaluations), doubled.",
         "- The fit and b*_fit use the batch sizes whose median K is finite, weighted by the inverse variance of "
         "log K over seeds; c is confined to [0, smallest b).",
     ]
@@ -480,7 +552,7 @@ def write_summary_csv(groups: Sequence[GroupAnalysis], theory: dict[tuple[str, f
         writer = csv.writer(f)
         writer.writerow(["optimizer", "lr_scale", "lr_d", "lr_g", "batch_size", "n_runs", "n_reached", "median_k",
                          "min_k", "max_k", "median_sfo", "b_star_measured", "b_star_fit", "c_fit", "k_inf_fit",
-                         "b_star_noise", "floor_median", "floor_exact", "c_floor", "b_star_floor",
+                         "b_star_noise", "b_simple", "floor_median", "floor_exact", "c_floor", "b_star_floor",
                          *(f"b_star_theory_{name}" for name in families)])
         for g in groups:
             predicted = {t.family: t.b_star_joint for t in theory[(g.optimizer, g.lr_scale)] if t.error is None}
@@ -489,10 +561,25 @@ def write_summary_csv(groups: Sequence[GroupAnalysis], theory: dict[tuple[str, f
                 writer.writerow([g.optimizer, g.lr_scale, g.lr_d, g.lr_g, x.batch_size, x.n_runs, x.n_reached,
                                  x.median_k, x.min_k, x.max_k, x.median_sfo, g.b_star,
                                  g.fit and g.fit.b_star, g.fit and g.fit.c, g.fit and g.fit.k_inf,
-                                 noise and noise.joint, g.floor and g.floor.median(x.batch_size),
+                                 noise and noise.b_star, noise and noise.joint,
+                                 g.floor and g.floor.median(x.batch_size),
                                  None if g.exact_floor is None else float(g.exact_floor.floor(x.batch_size)),
                                  prediction and prediction.c_floor, prediction and prediction.b_star,
                                  *(predicted.get(name) for name in families)])
+    temporary.replace(path)
+    return path
+
+
+def write_theory_measure_csv(groups: Sequence[GroupAnalysis], measures: dict[tuple[str, float],
+                             list[MeasureAnalysis]], path: Path) -> Path:
+    """theory_measure.csv: per run and measure, K_ε per player and joint, the FID K and the means at the FID hit."""
+    temporary = path.with_name(path.name + ".tmp")
+    with temporary.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["optimizer", "lr_scale", *theory_measure.CSV_HEADER])
+        for g in groups:
+            for a in measures[(g.optimizer, g.lr_scale)]:
+                writer.writerows((g.optimizer, g.lr_scale, *row) for row in theory_measure.csv_rows(a))
     temporary.replace(path)
     return path
 
@@ -519,7 +606,7 @@ def write_report(folder: str | Path, constants_file: str | None = None, n_resamp
     for g in groups:
         name = f"k_n_{g.optimizer}_x{g.lr_scale:g}.png"
         first = next((t for t in theory[(g.optimizer, g.lr_scale)] if t.error is None), None)
-        fig.plot_k_and_sfo(g, first, folder / name, noise and noise.joint)
+        fig.plot_k_and_sfo(g, first, folder / name, noise and noise.b_star)
         figures[f"k_n:{g.optimizer}:{g.lr_scale}"] = name
         if g.floor is not None and g.floor.floors:
             name = f"floor_{g.optimizer}_x{g.lr_scale:g}.png"
@@ -531,9 +618,15 @@ def write_report(folder: str | Path, constants_file: str | None = None, n_resamp
         fig.plot_heatmap(groups, folder / "heatmap.png")
         figures["heatmap"] = "heatmap.png"
     write_summary_csv(groups, theory, noise, folder / "summary.csv")
+    measures = {(g.optimizer, g.lr_scale): analyse_measures(g, choice, n_resamples) for g in groups}
+    panels = [(g.label, a, g) for g in groups for a in measures[(g.optimizer, g.lr_scale)]]
+    if panels:
+        fig.plot_theory_measure(panels, folder / "theory_measure.png")
+        figures["theory_measure"] = "theory_measure.png"
+        write_theory_measure_csv(groups, measures, folder / "theory_measure.csv")
     path = folder / "report.md"
     temporary = path.with_name("report.md.tmp")
-    temporary.write_text(render_markdown(folder, preset, base, groups, theory, figures, choice, noise))
+    temporary.write_text(render_markdown(folder, preset, base, groups, theory, figures, choice, noise, measures))
     temporary.replace(path)
     return path
 

@@ -57,10 +57,16 @@ CREATE TABLE IF NOT EXISTS history (
     step INTEGER NOT NULL,
     fid REAL, loss_d REAL, loss_g REAL, grad_norm_d REAL, grad_norm_g REAL, balance_ratio REAL,
     seconds REAL, modes INTEGER, high_quality REAL,
+    grad_sq_d REAL, grad_sq_g REAL, vi_gap_d REAL, vi_gap_g REAL,
     PRIMARY KEY (run_id, step)
 );
 """
 _HISTORY_FIELDS = [f.name for f in fields(EvalPoint)]
+# history columns added after sweep folders had been written: nullable, so old rows read back as None
+MEASURE_COLUMNS = ("grad_sq_d", "grad_sq_g", "vi_gap_d", "vi_gap_g")
+# Config fields that do not change a run's trajectory, only what it records: runs with and without them belong
+# in one folder (an lqgan folder made before measuring existed resumes with today's measuring preset).
+RECORDING_FIELDS = ("measure_batch",)
 
 
 @dataclass(frozen=True, order=True)
@@ -107,7 +113,7 @@ def _base_key(config: TrainConfig) -> dict:
     """What must match for runs to belong in one folder: everything but the grid's own axes. (A stored config is
     read with :func:`config_from_dict`, so a field added since the folder was made compares at its default.)"""
     d = config.to_dict()
-    for name in ("batch_size", "optimizer"):
+    for name in ("batch_size", "optimizer", *RECORDING_FIELDS):
         d.pop(name)
     return d
 
@@ -122,6 +128,8 @@ class Store:
     def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
         self.path = path
         self._db = connection
+        # A folder opened read-only is not migrated: columns it lacks read back as None (NULL).
+        self._history_columns = {r[1] for r in connection.execute("PRAGMA table_info(history)")}
 
     def close(self) -> None:
         self._db.close()
@@ -181,12 +189,17 @@ class Store:
 
     def history(self, run_id: int) -> list[EvalPoint]:
         rows = self._db.execute(
-            f"SELECT {', '.join(_HISTORY_FIELDS)} FROM history WHERE run_id = ? ORDER BY step", (run_id,)
+            f"SELECT {self._history_select('')} FROM history WHERE run_id = ? ORDER BY step", (run_id,)
         ).fetchall()
         # SQLite stores NaN as NULL; the float fields get their NaN back, modes/high_quality stay None.
         floats = {"fid", "loss_d", "loss_g", "grad_norm_d", "grad_norm_g", "balance_ratio", "seconds"}
         return [EvalPoint(**{k: math.nan if v is None and k in floats else v
                              for k, v in zip(_HISTORY_FIELDS, r, strict=True)}) for r in rows]
+
+    def _history_select(self, prefix: str) -> str:
+        """The history columns in EvalPoint's order, NULL for those an old read-only folder lacks."""
+        return ", ".join(f"{prefix}{name}" if name in self._history_columns else f"NULL AS {name}"
+                         for name in _HISTORY_FIELDS)
 
     # -- export -------------------------------------------------------------------------------------------------
     def export_csv(self, folder: Path) -> list[Path]:
@@ -194,7 +207,8 @@ class Store:
         out = []
         for name, query in (
             ("runs.csv", "SELECT * FROM runs ORDER BY optimizer, lr_scale, batch_size, seed"),
-            ("history.csv", "SELECT r.batch_size, r.seed, r.lr_scale, r.optimizer, h.* FROM history h "
+            ("history.csv", "SELECT r.batch_size, r.seed, r.lr_scale, r.optimizer, h.run_id, "
+                            f"{self._history_select('h.')} FROM history h "
                             "JOIN runs r ON r.id = h.run_id ORDER BY r.optimizer, r.lr_scale, r.batch_size, r.seed, "
                             "h.step"),
         ):
@@ -271,6 +285,15 @@ def _allow_settled(db: sqlite3.Connection) -> None:
         db.execute("PRAGMA foreign_keys = ON")
 
 
+def _add_measure_columns(db: sqlite3.Connection) -> None:
+    """Give a folder made before the theory's measures were recorded their history columns (nullable REAL: its
+    old rows read None). ALTER TABLE ADD COLUMN changes only the schema, so this is instant and keeps every row."""
+    present = {r[1] for r in db.execute("PRAGMA table_info(history)")}
+    for name in MEASURE_COLUMNS:
+        if name not in present:
+            db.execute(f"ALTER TABLE history ADD COLUMN {name} REAL")
+
+
 def open_store(folder: str | Path, base: TrainConfig, preset: str) -> Store:
     """Open (creating if needed) the store of a sweep folder for `base`; refuse a folder made for another config."""
     folder = Path(folder)
@@ -290,6 +313,7 @@ def open_store(folder: str | Path, base: TrainConfig, preset: str) -> Store:
             db.execute("PRAGMA journal_mode = WAL")
             db.executescript(_TABLES)
             _allow_settled(db)
+            _add_measure_columns(db)
             store = Store(path, db)
             with store._transaction():  # the first sweep to get here names the folder's config
                 db.executemany("INSERT OR IGNORE INTO meta VALUES (?, ?)", [

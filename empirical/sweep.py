@@ -37,10 +37,12 @@ from empirical.datasets import load_data
 from empirical.errors import EmpiricalInputError
 from empirical.optimizers import ELEMENTWISE
 from empirical.presets import PRESETS, default_batch_sizes, default_seeds, get_preset
+from empirical.reference_point import is_cached, reference_point
 from empirical.store import Cell, open_store
 from empirical.train import RunResult, resolve_device, train
 
 PROG = "python -m empirical.sweep"
+Reference = dict[str, torch.Tensor]  # θ_ref per player, as empirical.reference_point makes it
 
 
 def grid(
@@ -72,9 +74,9 @@ def _init_worker() -> None:
     limit_threads(1)  # one core per run; also makes a run's floating-point result independent of --workers
 
 
-def run_cell(base: TrainConfig, cell: Cell) -> RunResult:
-    """One training run (in a worker process)."""
-    return train(cell.config(base), cell.seed)
+def run_cell(base: TrainConfig, cell: Cell, reference: Reference | None = None) -> RunResult:
+    """One training run (in a worker process); `reference`: θ_ref of the VI gap when the config measures."""
+    return train(cell.config(base), cell.seed, reference=reference)
 
 
 def _batched_trainer(config: TrainConfig) -> Callable[[TrainConfig, Sequence[int]], list[RunResult]] | None:
@@ -96,12 +98,13 @@ def bundles(base: TrainConfig, cells: Sequence[Cell]) -> list[list[Cell]]:
     return list(groups.values())
 
 
-def run_bundle(base: TrainConfig, bundle: Sequence[Cell]) -> list[RunResult]:
-    """The runs of a bundle (in a worker process): batched when it holds several seeds of a batched benchmark."""
+def run_bundle(base: TrainConfig, bundle: Sequence[Cell], reference: Reference | None = None) -> list[RunResult]:
+    """The runs of a bundle (in a worker process): batched when it holds several seeds of a batched benchmark
+    (whose θ_ref is its exact equilibrium, so it needs no `reference`)."""
     config = bundle[0].config(base)
     trainer = _batched_trainer(config)
     if trainer is None or len(bundle) == 1:
-        return [run_cell(base, cell) for cell in bundle]
+        return [run_cell(base, cell, reference) for cell in bundle]
     return trainer(config, [cell.seed for cell in bundle])
 
 
@@ -112,10 +115,13 @@ class Outcome:
     error: str | None = None
 
 
-Executor = Callable[[TrainConfig, Sequence[Cell]], Iterator[Outcome]]  # execute, or ray_backend.execute_ray
+# execute, or ray_backend.execute_ray: (base, cells, θ_ref or None) -> outcomes as they finish
+Executor = Callable[[TrainConfig, Sequence[Cell], Reference | None], Iterator[Outcome]]
 
 
-def execute(base: TrainConfig, cells: Sequence[Cell], workers: int) -> Iterator[Outcome]:
+def execute(
+    base: TrainConfig, cells: Sequence[Cell], workers: int, reference: Reference | None = None
+) -> Iterator[Outcome]:
     """Run the cells on `workers` processes and yield each outcome as it finishes (in completion order).
 
     Spawned workers: a forked child would inherit the parent's torch thread pools, which is unsafe. An exception
@@ -123,7 +129,8 @@ def execute(base: TrainConfig, cells: Sequence[Cell], workers: int) -> Iterator[
     """
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
-        pending: dict[Future, list[Cell]] = {pool.submit(run_bundle, base, b): b for b in bundles(base, cells)}
+        pending: dict[Future, list[Cell]] = {
+            pool.submit(run_bundle, base, b, reference): b for b in bundles(base, cells)}
         try:
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -154,19 +161,22 @@ def sweep(
 ) -> tuple[int, list[Outcome]]:
     """Run the cells not yet in `out`'s store; return (runs added, failed outcomes).
 
-    `executor(base, todo)` runs them (default: `execute` on `workers` processes); only this process writes the store.
+    `executor(base, todo, reference)` runs them (default: `execute` on `workers` processes); only this process writes
+    the store.
     For progress reporting, `on_start(n_already_done)` is called once, and `on_outcome(outcome, added)` after
-    each run is stored (or failed).
+    each run is stored (or failed). With base.measure_batch > 0, θ_ref (empirical/reference_point.py) is made
+    here, once, before any run starts, cached in `out`, and handed to the executor's workers.
     """
     check_cells(base, cells)
-    run = executor or (lambda base, todo: execute(base, todo, workers))
     with open_store(out, base, preset) as store:
         finished = store.finished()
         todo = [c for c in cells if c not in finished]
+        reference = reference_point(base, Path(out)) if todo and base.measure_batch > 0 else None
+        run = executor or (lambda base, todo, reference: execute(base, todo, workers, reference))
         if on_start is not None:
             on_start(len(cells) - len(todo))
         added, failed = 0, []
-        for outcome in run(base, todo) if todo else ():
+        for outcome in run(base, todo, reference) if todo else ():
             new = False
             if outcome.result is not None:
                 new = store.add(outcome.cell, outcome.result)
@@ -252,9 +262,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         base = get_preset(args.preset).with_(**config_overrides(args))
-        given = args.batch_sizes or ",".join(map(str, default_batch_sizes(args.preset)))
+        # None: the flag was not given (the preset's grid); an empty string is a given, empty list: refused
+        given = args.batch_sizes if args.batch_sizes is not None else ",".join(
+            map(str, default_batch_sizes(args.preset)))
         batch_sizes = _positive(_list(int, "batch-sizes")(given), "batch-sizes")
-        seeds = _list(int, "seeds")(args.seeds or ",".join(map(str, default_seeds(args.preset))))
+        seeds = _list(int, "seeds")(args.seeds if args.seeds is not None else ",".join(
+            map(str, default_seeds(args.preset))))
         lr_scales = _positive(_list(float, "lr-scale")(args.lr_scale), "lr-scale")
         optimizers = _list(str, "optimizers")(args.optimizers) if args.optimizers else [base.optimizer]
         if args.workers < 1:
@@ -267,6 +280,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.backend == "local" or args.address is None:  # a cluster's nodes, not this one, need the device and data
             resolve_device(base.device)  # a device this machine lacks, or a missing dataset, fails here in one line,
             load_data(base, torch.device("cpu"))  # before any worker starts
+        if base.measure_batch > 0 and not is_cached(base, Path(args.out)):
+            print(f"{PROG}: training the VI gap's reference point θ_ref first (one run of {base.max_steps} steps, "
+                  f"cached in {args.out})", file=sys.stderr)
         bar = None if args.no_progress else tqdm(total=len(cells), desc="runs", unit="run")
 
         def progress(outcome: Outcome, added: bool) -> None:

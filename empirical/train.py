@@ -14,12 +14,13 @@ returned as `diverged`; train() never raises for it.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -33,9 +34,11 @@ from empirical.config import TrainConfig
 from empirical.datasets import load_data
 from empirical.errors import EmpiricalInputError
 from empirical.evaluation import make_evaluator
+from empirical.gradients import halves_gradient
 from empirical.losses import discriminator_loss, generator_loss
 from empirical.mixtures import get_mixture, mode_coverage
 from empirical.models import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator, dcgan_init
+from empirical.objectives import Game
 from empirical.optimizers import make_optimizer
 from empirical.presets import PRESETS, get_preset
 from empirical.stopping import DIVERGED, NOT_REACHED, REACHED, SETTLED, Stopper  # noqa: F401 (the statuses, re-exported)
@@ -55,6 +58,13 @@ class EvalPoint:
     seconds: float  # wall time since the start of training (not part of the deterministic result)
     modes: int | None = None  # mixtures: modes captured and share of high-quality samples (reference.md §7)
     high_quality: float | None = None
+    # config.measure_batch > 0: the theory's measures at this evaluation's parameters θ, per player P (see
+    # Measurer): grad_sq = unbiased ‖∇_P L_P(θ)‖² of the full (expected) gradient, vi_gap = ⟨θ_P − θ_ref,P, ∇_P L_P(θ)⟩
+    # (None without a reference point). None when not measured.
+    grad_sq_d: float | None = None
+    grad_sq_g: float | None = None
+    vi_gap_d: float | None = None
+    vi_gap_g: float | None = None
 
 
 @dataclass
@@ -177,12 +187,73 @@ def balance_ratio(
     return float((after - before) / gap) if float(gap) != 0.0 else float("nan")
 
 
+PLAYERS = ("D", "G")
+MEASURE_SEED_OFFSET = 2_000_029  # the measuring generator's seed is the run's seed + this (evaluation: + 1_000_003)
+
+
+def flat_parameters(module: nn.Module) -> torch.Tensor:
+    """A player's parameters as one flat float64 vector, in module.parameters() order (as its gradients)."""
+    return torch.cat([p.detach().reshape(-1).to(torch.float64) for p in module.parameters()])
+
+
+class Measurer:
+    """The TTUR theory's own measures at an evaluation (config.measure_batch > 0), taken without changing the run.
+
+    Sampled (any model): each player's loss gradient on two independent halves of measure_batch fresh samples
+    (empirical.gradients.halves_gradient, as empirical.constants measures along its reference run), on copies of the
+    players (train-mode BatchNorm would otherwise move their running statistics), the samples drawn from a generator
+    of its own seeded by the run's seed: grad_sq = ⟨g_A, g_B⟩ is unbiased for ‖∇_P L_P‖², vi_gap = ⟨θ_P − θ_ref,P,
+    (g_A + g_B)/2⟩ for the VI gap. Exact (a benchmark with exact_gradient, lqgan): the same two from the gradient of
+    the expected loss, no sampling. θ_ref: the one given, else the benchmark's exact equilibrium, else none (vi_gap
+    None); empirical/reference_point.py makes one that does not depend on the run's minibatches.
+    """
+
+    def __init__(self, config: TrainConfig, data: object, device: torch.device, seed: int,
+                 reference: Mapping[str, torch.Tensor] | None = None) -> None:
+        self.config, self.data = config, data
+        unit = benchmarks.get_benchmark(config.data) if benchmarks.is_registered(config.data) else None
+        self.exact = unit.exact_gradient if unit is not None else None
+        if reference is None and unit is not None and unit.exact_reference is not None:
+            reference = unit.exact_reference(config)
+        self.reference = None if reference is None else {
+            p: torch.as_tensor(reference[p]).to(device=device, dtype=torch.float64).reshape(-1) for p in PLAYERS}
+        self.rng = torch.Generator(device=device).manual_seed(seed + MEASURE_SEED_OFFSET)
+
+    def gradients(self, g: nn.Module, d: nn.Module) -> dict[str, tuple[float, torch.Tensor]]:
+        """Per player: (the unbiased ‖∇L_P‖², the unbiased gradient to take the VI gap with)."""
+        if self.exact is not None:
+            return {p: (float(grad @ grad), grad) for p, grad in self.exact(self.config, g, d).items()}
+        game = Game(self.config, copy.deepcopy(g), copy.deepcopy(d), self.data)
+        half = self.config.measure_batch // 2
+        out = {}
+        for p in PLAYERS:
+            batch_a, batch_b = game.batch(p, half, self.rng), game.batch(p, half, self.rng)
+            halves = halves_gradient(game.module(p), game.loss(p), batch_a, batch_b)
+            out[p] = (halves.norm_sq, halves.mean)
+        return out
+
+    def __call__(self, g: nn.Module, d: nn.Module) -> dict[str, float | None]:
+        """EvalPoint's grad_sq_d, grad_sq_g, vi_gap_d, vi_gap_g at the players' current parameters."""
+        out: dict[str, float | None] = {}
+        for p, (grad_sq, grad) in self.gradients(g, d).items():
+            out[f"grad_sq_{p.lower()}"] = grad_sq
+            out[f"vi_gap_{p.lower()}"] = None
+            if self.reference is not None:
+                theta = flat_parameters(d if p == "D" else g)
+                if theta.shape != self.reference[p].shape:
+                    raise EmpiricalInputError(f"the reference point has {self.reference[p].numel()} parameters for "
+                                              f"{p}, the model {theta.numel()}: it was made for another config")
+                out[f"vi_gap_{p.lower()}"] = float((theta - self.reference[p]) @ grad)
+        return out
+
+
 def train(
     config: TrainConfig,
     seed: int,
     *,
     progress: Callable[[int, EvalPoint | None], None] | None = None,
     observe: Callable[[Checkpoint], None] | None = None,
+    reference: Mapping[str, torch.Tensor] | None = None,
 ) -> RunResult:
     """Train until the FID target is met (status "reached"), max_steps pass, or the run diverges.
 
@@ -191,7 +262,9 @@ def train(
     eval_growth) or n_eval, and the same config, seed and device give the same K. `progress(step, point)` is called
     after every step (point at evaluations); `observe(checkpoint)` at every evaluation, step 0 included, with the
     models and optimizers (empirical.constants measures gradients there; it must draw its own randomness so that the
-    trajectory stays the same).
+    trajectory stays the same). With config.measure_batch > 0 each evaluation also records the theory's measures
+    (:class:`Measurer`; `reference`: θ_ref of the VI gap, {"D": ..., "G": ...} flat, see empirical/reference_point.py),
+    from a fourth generator, so the trajectory is the same with and without.
     """
     device = resolve_device(config.device)
     start = time.perf_counter()
@@ -205,6 +278,7 @@ def train(
     opt_g = make_optimizer(config.optimizer, g.parameters(), config.lr_g)
     rng = torch.Generator(device=device).manual_seed(seed)
     mixture = get_mixture(config.data) if config.data in ("ring8", "grid25") else None
+    measure = Measurer(config, data, device, seed, reference) if config.measure_batch > 0 else None
 
     b = config.batch_size
     history: list[EvalPoint] = []
@@ -228,8 +302,9 @@ def train(
             with torch.no_grad():
                 coverage = mode_coverage(g(evaluate.z), mixture)
             modes, quality = coverage.modes_captured, coverage.high_quality
+        measured = {} if measure is None else measure(g, d)
         if real is None:  # the evaluation before the first step
-            return EvalPoint(0, fid, math.nan, math.nan, math.nan, math.nan, math.nan, 0.0, modes, quality)
+            return EvalPoint(0, fid, math.nan, math.nan, math.nan, math.nan, math.nan, 0.0, modes, quality, **measured)
         return EvalPoint(
             step=step,
             fid=fid,
@@ -241,6 +316,7 @@ def train(
             seconds=time.perf_counter() - start,
             modes=modes,
             high_quality=quality,
+            **measured,
         )
 
     def record(point: EvalPoint) -> None:
@@ -256,9 +332,9 @@ def train(
             real = data.sample(b, rng)
             z = torch.randn(b, config.z_dim, generator=rng, device=device)
             # The last critic step's fake keeps its graph: the G step reuses it (one G forward per iteration,
-            # as in the DCGAN example the official scripts build on).
+            # as in the DCGAN example the official scripts build on), unless config.g_fresh_z.
             with autocast:
-                with torch.set_grad_enabled(critic_step == config.n_critic - 1):
+                with torch.set_grad_enabled(critic_step == config.n_critic - 1 and not config.g_fresh_z):
                     fake = g_step(z)
                 loss_d, _, _ = discriminator_loss(config.loss, d_step, real, fake.detach(), rng, config.gp_weight, d)
             opt_d.zero_grad(set_to_none=True)
@@ -267,6 +343,10 @@ def train(
         at_eval = step == next_eval or step == config.max_steps
         if at_eval:
             grad_norm_d = _grad_norm(d)
+        if config.g_fresh_z:  # G's own z: its gradient is then unbiased given D's new parameters
+            z = torch.randn(b, config.z_dim, generator=rng, device=device)
+            with autocast:
+                fake = g_step(z)
         with autocast:
             d_fake = d_step(fake)
             loss_g = generator_loss(config.loss, d_fake)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -29,6 +29,30 @@ class ConstantValue:
     key: str
     value: float
     source: str  # "flag --alpha-d", "file constants.json", or "default: <where it comes from>"
+
+
+# The target: one ε for both players, or each player's own ε_P ({"D": ..., "G": ...}). The bound asks each
+# player P for V_P <= ε_P², so a run whose players reached different values is matched by per-player targets.
+Epsilon = ConstantValue | Mapping[str, ConstantValue]
+
+
+def epsilon_players(epsilon: Epsilon) -> dict[str, ConstantValue]:
+    """Each player's target: ``epsilon`` itself for both when it is one ConstantValue; else its "D" and "G"."""
+    if isinstance(epsilon, ConstantValue):
+        return {p: epsilon for p in PLAYERS}
+    if not (isinstance(epsilon, Mapping) and set(epsilon) == set(PLAYERS)
+            and all(isinstance(epsilon[p], ConstantValue) for p in PLAYERS)):
+        raise TheoryInputError(f"epsilon must be a ConstantValue or {{'D': ..., 'G': ...}} of them, got {epsilon!r}")
+    return {p: epsilon[p] for p in PLAYERS}
+
+
+def common_epsilon(players: Mapping[str, ConstantValue]) -> ConstantValue:
+    """One ε for callers that show one: the common ε when both players have the same value and source, else
+    the larger of ε_D and ε_G (what a constants file's single "value" usually holds), under its own source."""
+    d, g = players["D"], players["G"]
+    if d.value == g.value and d.source == g.source:
+        return d
+    return max((d, g), key=lambda cv: cv.value)
 
 
 @dataclass(frozen=True)
@@ -68,7 +92,7 @@ def best_integer(b_star: float, K: Callable[[float], float]) -> int:
 @dataclass(frozen=True)
 class Analysis:
     family: BoundFamily
-    epsilon: ConstantValue
+    epsilon: ConstantValue  # one ε to show: the common one, or the larger of ε_D, ε_G (see common_epsilon)
     constants: dict[str, ConstantValue]
     players: dict[str, PlayerResult]
     joint: JointOptimum
@@ -77,6 +101,13 @@ class Analysis:
     N: dict[str, np.ndarray]
 
     joint_b_star_integer: int
+    epsilon_players: dict[str, ConstantValue] = field(default_factory=dict)  # "D", "G" -> that player's ε_P
+
+    @property
+    def per_player_epsilon(self) -> bool:
+        """Whether the players have different targets (values or sources), so output must name ε_D and ε_G."""
+        e = self.epsilon_players
+        return bool(e) and (e["D"].value != e["G"].value or e["D"].source != e["G"].source)
 
     @property
     def K_inf_joint(self) -> float:
@@ -129,12 +160,13 @@ def _inputs(family: BoundFamily, expr: sp.Expr, values: Mapping[str, float]) -> 
 
 
 # Per-player results beyond A, B, C, as the template's closed forms (sympy-derived) and how messages show them.
+# ε_P is the player's own target (the common ε when both have one).
 _DERIVED = {
-    "c": ("c_{p} = B_{p}/(ε² − C_{p})", "the domain edge"),
-    "b_star": ("b*_{p} = 2·B_{p}/(ε² − C_{p})", "the critical batch size"),
-    "K_inf": ("K_{p}(∞) = A_{p}/(ε² − C_{p})", "the steps at b → ∞"),
-    "K_star": ("K_{p}(b*) = 2·A_{p}/(ε² − C_{p})", "the steps at b*"),
-    "N_star": ("N_{p}(b*) = 4·A_{p}·B_{p}/(ε² − C_{p})²", "the SFO complexity at b*"),
+    "c": ("c_{p} = B_{p}/(ε_{p}² − C_{p})", "the domain edge"),
+    "b_star": ("b*_{p} = 2·B_{p}/(ε_{p}² − C_{p})", "the critical batch size"),
+    "K_inf": ("K_{p}(∞) = A_{p}/(ε_{p}² − C_{p})", "the steps at b → ∞"),
+    "K_star": ("K_{p}(b*) = 2·A_{p}/(ε_{p}² − C_{p})", "the steps at b*"),
+    "N_star": ("N_{p}(b*) = 4·A_{p}·B_{p}/(ε_{p}² − C_{p})²", "the SFO complexity at b*"),
 }
 
 
@@ -148,21 +180,23 @@ def derived_forms() -> dict[str, sp.Expr]:
 
 @dataclass(frozen=True)
 class ExactPlayer:
-    """A player's A, B, C, ε and ε² − C as exact numbers (sympy), before any rounding to float64."""
+    """A player's A, B, C, its own ε_P and ε_P² − C as exact numbers (sympy), before any rounding to float64."""
 
     epsilon: sp.Rational
     A: sp.Expr
     B: sp.Expr
     C: sp.Expr
-    margin: sp.Expr  # ε² − C
+    margin: sp.Expr  # ε_P² − C_P
 
 
-def exact_players(fb: FamilyBounds, values: Mapping[str, float], eps: float) -> dict[str, ExactPlayer]:
-    """A_P, B_P, C_P of both players on the exact values of the constants and ε."""
+def exact_players(fb: FamilyBounds, values: Mapping[str, float],
+                  eps: float | Mapping[str, float]) -> dict[str, ExactPlayer]:
+    """A_P, B_P, C_P of both players on the exact values of the constants, and each player's margin ε_P² − C_P
+    (``eps``: one ε for both, or {"D": ε_D, "G": ε_G})."""
     subs = {s: values[s.name] for s in fb.args if s is not template.epsilon}
-    e = exact.rational(eps)
     out = {}
     for p in PLAYERS:
+        e = exact.rational(eps[p] if isinstance(eps, Mapping) else eps)
         A, B, C = (exact.evaluate(getattr(fb.players[p], w), subs) for w in "ABC")
         margin = exact.substitute(template.epsilon**2 - template.C, {template.epsilon: e, template.C: C})
         out[p] = ExactPlayer(epsilon=e, A=A, B=B, C=C, margin=margin)
@@ -170,18 +204,21 @@ def exact_players(fb: FamilyBounds, values: Mapping[str, float], eps: float) -> 
 
 
 def check_reachable(family: BoundFamily, ex: Mapping[str, ExactPlayer]) -> None:
-    """Raise :class:`UnreachableTarget` when ε² <= C_P for a player (decided exactly, not on rounded floats)."""
+    """Raise :class:`UnreachableTarget` when ε_P² <= C_P for a player (decided exactly, not on rounded floats).
+
+    That is a statement about the bound, not about training: the measured run may well have reached this ε_P;
+    the bound's floor C_P is too high to certify it at any K and b. ``min_epsilon`` is the smallest common ε the
+    bound can certify, √max(C_D, C_G)."""
     below = [p for p in PLAYERS if exact.sign(ex[p].margin) <= 0]
     if not below:
         return
     floors = {p: exact.number(ex[p].C) for p in PLAYERS}
-    worst = max(below, key=floors.get)
+    parts = [f"ε_{p}² = {exact.fmt(ex[p].epsilon ** 2)} <= C_{p} = {exact.fmt(floors[p])}, the "
+             f"{PLAYER_NAMES[p]}'s floor for family {family.name!r} (it certifies only ε_{p} > "
+             f"{exact.fmt(sp.sqrt(floors[p]))})" for p in sorted(below, key=floors.get, reverse=True)]
     min_eps = sp.sqrt(max(floors.values()))
-    eps2 = ex[worst].epsilon ** 2
     raise UnreachableTarget(
-        f"target unreachable: ε² = {exact.fmt(eps2)} <= C_{worst} = {exact.fmt(floors[worst])}, the "
-        f"{PLAYER_NAMES[worst]}'s floor for family {family.name!r}; the bound can only certify "
-        f"ε > {exact.fmt(min_eps)}",
+        "not certifiable by this bound: " + "; and ".join(parts),
         min_epsilon=float(exact.number(min_eps)),  # inf when even that ε is beyond float64
     )
 
@@ -201,7 +238,7 @@ def player_result(family: BoundFamily, p: str, ex: ExactPlayer, values: Mapping[
         floats[key] = exact.rounded(x)
         if floats[key] is None:
             label, meaning = _DERIVED[key]
-            why = f"A_{p} = {exact.fmt(ex.A)}, B_{p} = {exact.fmt(ex.B)}, ε² − C_{p} = {exact.fmt(ex.margin)}"
+            why = f"A_{p} = {exact.fmt(ex.A)}, B_{p} = {exact.fmt(ex.B)}, ε_{p}² − C_{p} = {exact.fmt(ex.margin)}"
             raise exact.out_of_range(x, label.format(p=p), f"{meaning}, from {why}")
     h = Hyperbola(floats["K_inf"], floats["c"])
     return PlayerResult(
@@ -241,10 +278,12 @@ def check_grid(players: Mapping[str, PlayerResult], bs: np.ndarray, K: Mapping[s
 def analyse(
     family: BoundFamily,
     constants: Mapping[str, ConstantValue],
-    epsilon: ConstantValue,
+    epsilon: Epsilon,
     batch_sizes: Sequence[float] = DEFAULT_BATCH_SIZES,
 ) -> Analysis:
-    """Evaluate the family's bounds for the given constants and target ε.
+    """Evaluate the family's bounds for the given constants and target: one ε for both players, or each
+    player's own ({"D": ε_D, "G": ε_G}; player P's bound then asks V_P <= ε_P², and only K_P∞ and c_P change,
+    so the joint rule of :mod:`theory.joint` applies unchanged).
 
     A, B, C and the per-player results are computed exactly from the float64 inputs (:mod:`theory.exact`) and
     then rounded, so no intermediate step over- or underflows; a result float64 cannot hold is refused in one
@@ -257,13 +296,15 @@ def analyse(
     for key in fb.keys():
         name, _, p = key.rpartition("_")
         values[key] = family.spec(name).check(p, constants[key].value)
-    eps = epsilon.value
-    if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
-        raise TheoryInputError(f"epsilon must be a positive finite number, got {eps!r}")
+    targets = epsilon_players(epsilon)
+    for cv in targets.values():
+        eps = cv.value
+        if not (isinstance(eps, (int, float)) and not isinstance(eps, bool) and math.isfinite(eps) and eps > 0):
+            raise TheoryInputError(f"{cv.key} must be a positive finite number, got {eps!r}")
     check_validity(fb, values)
     bs = check_batch_sizes(batch_sizes)
 
-    ex = exact_players(fb, values, eps)
+    ex = exact_players(fb, values, {p: cv.value for p, cv in targets.items()})
     check_reachable(family, ex)
     players = {p: player_result(family, p, ex[p], values) for p in PLAYERS}
     joint = joint_optimum(players["D"].hyperbola, players["G"].hyperbola)
@@ -271,8 +312,8 @@ def analyse(
     K, N = curves(players, bs)
     check_grid(players, bs, K, N)
     joint_int = best_integer(joint.b_star, lambda x: curves(players, x)[0]["joint"])
-    return Analysis(family=family, epsilon=epsilon, constants=dict(constants), players=players, joint=joint,
-                    batch_sizes=bs, K=K, N=N, joint_b_star_integer=joint_int)
+    return Analysis(family=family, epsilon=common_epsilon(targets), constants=dict(constants), players=players,
+                    joint=joint, batch_sizes=bs, K=K, N=N, joint_b_star_integer=joint_int, epsilon_players=targets)
 
 
 def resolve_constants(
@@ -318,23 +359,69 @@ def resolve_constants(
     return out
 
 
+EpsilonEntry = float | Mapping[str, float]  # one ε, or {"D": ε_D, "G": ε_G}
+
+
+def _entry_for(entry: EpsilonEntry, p: str) -> tuple[float, bool]:
+    """Player ``p``'s ε from a file's entry, and whether the entry gives the players different values."""
+    if isinstance(entry, Mapping):
+        return entry[p], entry["D"] != entry["G"]
+    return entry, False
+
+
+def _per_player(label: str, p: str) -> str:
+    """``label`` naming player ``p``'s own ε: "the ε the run reached" -> "the ε_D the run reached"."""
+    return label.replace("the ε ", f"the ε_{p} ", 1) if "the ε " in label else f"{label} (ε_{p})"
+
+
+def resolve_epsilons(
+    family: BoundFamily,
+    flag: float | None = None,
+    file_epsilon: Mapping[str, EpsilonEntry] | None = None,
+    file_label: str = "",
+    defaults: Mapping[str, EpsilonEntry] | None = None,
+    defaults_label: str = "",
+    *,
+    player_flags: Mapping[str, float] | None = None,
+) -> dict[str, ConstantValue]:
+    """Each player's target ε_P ("D", "G" -> ConstantValue), with the layering of :func:`resolve_constants`,
+    per player: its own flag (``player_flags``, --epsilon-d / --epsilon-g), then the common flag (--epsilon),
+    then the ε a constants file says the measured run reached for the family (``file_epsilon``: family -> ε,
+    or -> {"D": ε_D, "G": ε_G} as :attr:`theory.schema.ConstantsFile.epsilon_players` gives it), then the
+    ``defaults`` layer's (only when no file is given), then the family's default."""
+    player_flags = player_flags or {}
+    unknown = sorted(set(player_flags) - set(PLAYERS))
+    if unknown:
+        raise TheoryInputError(f"per-player ε for unknown players {', '.join(unknown)} (known: D, G)")
+    out = {}
+    for p in PLAYERS:
+        if p in player_flags:
+            out[p] = ConstantValue(f"epsilon_{p}", player_flags[p], f"flag --epsilon-{p.lower()}")
+        elif flag is not None:
+            out[p] = ConstantValue("epsilon", flag, "flag --epsilon")
+        elif file_epsilon is not None and family.name in file_epsilon:
+            value, split = _entry_for(file_epsilon[family.name], p)
+            what = f"the ε_{p}" if split else "the ε"
+            out[p] = ConstantValue(f"epsilon_{p}" if split else "epsilon", value,
+                                   f"file {file_label} ({what} the measured run reached)")
+        elif file_epsilon is None and defaults is not None and family.name in defaults:
+            value, split = _entry_for(defaults[family.name], p)
+            out[p] = ConstantValue(f"epsilon_{p}" if split else "epsilon", value,
+                                   _per_player(defaults_label, p) if split else defaults_label)
+        else:
+            out[p] = ConstantValue("epsilon", family.epsilon.value, f"default: {family.epsilon.source}")
+    return out
+
+
 def resolve_epsilon(
     family: BoundFamily,
     flag: float | None = None,
-    file_epsilon: Mapping[str, float] | None = None,
+    file_epsilon: Mapping[str, EpsilonEntry] | None = None,
     file_label: str = "",
-    defaults: Mapping[str, float] | None = None,
+    defaults: Mapping[str, EpsilonEntry] | None = None,
     defaults_label: str = "",
 ) -> ConstantValue:
-    """The target ε, with the same layering as :func:`resolve_constants`: the flag, then the ε a constants file
-    says the measured run reached for the family (``file_epsilon``: family -> ε), then the ``defaults`` layer's
-    (only when no file is given), then the family's default."""
-    if flag is not None:
-        return ConstantValue("epsilon", flag, "flag --epsilon")
-    if file_epsilon is not None:
-        if family.name in file_epsilon:
-            return ConstantValue("epsilon", file_epsilon[family.name],
-                                 f"file {file_label} (the ε the measured run reached)")
-    elif defaults is not None and family.name in defaults:
-        return ConstantValue("epsilon", defaults[family.name], defaults_label)
-    return ConstantValue("epsilon", family.epsilon.value, f"default: {family.epsilon.source}")
+    """The one target ε for both players, layered as :func:`resolve_epsilons` (kept for callers that take one
+    ε; a file entry with per-player values gives its larger, as :func:`common_epsilon`). Use
+    :func:`resolve_epsilons` to target each player's own ε_P."""
+    return common_epsilon(resolve_epsilons(family, flag, file_epsilon, file_label, defaults, defaults_label))

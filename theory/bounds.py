@@ -129,6 +129,12 @@ def _build(family: BoundFamily) -> FamilyBounds:
             K_inf=T.K_inf.subs(on), c=T.c.subs(on), validity=validity,
         )
 
+    for fact in family.lemmas() if family.lemmas is not None else ():
+        if not fact.holds:
+            raise TheoryInputError(f"family {family.name!r}: sympy cannot prove its derivation step {fact.name} "
+                                   f"({fact.statement})")
+        facts.append(fact)
+
     args = tuple(family.spec(n).symbol(p) for p in PLAYERS for n in family.constants) + (template.epsilon,)
     numeric = {}
     for p, pb in players.items():

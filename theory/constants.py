@@ -141,6 +141,13 @@ CATALOGUE: dict[str, ConstantSpec] = {
             "unit_interval",
         ),
         _spec(
+            "beta2", "β2_<P>", r"\beta_{2,<P>}",
+            "second-moment coefficient of P's Adam-type optimizer (v_k = β2·v_{k−1} + (1 − β2)·g_k²)",
+            "dimensionless, in [0, 1)",
+            "the optimizer setting (torch's betas[1]; RMSprop's alpha)",
+            "unit_interval",
+        ),
+        _spec(
             "h_min", "h_min,<P>", r"h_{\min,<P>}",
             "lower bound of the diagonal preconditioner entries of P (Adam: sqrt(v̂)+eps; "
             "beta2 enters the bound only through h_min and h_max)",

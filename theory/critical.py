@@ -7,9 +7,10 @@
 Every constant has a flag (``--<name>-d``, ``--<name>-g``). The values not given come from ``--constants FILE``
 if one is given (which must then be complete), else from the constants measured on ``--preset`` (default
 ring8: theory/measured/ring8.json, written by ``python -m empirical.constants``), and only a constant that file
-lacks from the family's documented default; the output says which for each. The target ε is ``--epsilon``,
-else the ε the measured run (of the file, or of the preset) reached for the family, else the family's default.
-Bad input: one line on stderr, exit status 2.
+lacks from the family's documented default; the output says which for each. The bound asks each player P to
+reach its own ε_P²: ``--epsilon-d`` / ``--epsilon-g`` set one player's, ``--epsilon`` both; a player without
+either takes the ε the measured run (of the file, or of the preset) reached for the family (per player when the
+file has per-player values), else the family's default. Bad input: one line on stderr, exit status 2.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import json
 import sys
 from collections.abc import Sequence
 
-from theory.analysis import DEFAULT_BATCH_SIZES, analyse, resolve_constants, resolve_epsilon
+from theory.analysis import DEFAULT_BATCH_SIZES, ConstantValue, analyse, resolve_constants, resolve_epsilons
 from theory.bounds import bounds_for
-from theory.constants import CATALOGUE, PLAYERS, ConstantSpec, flag_name
+from theory.constants import CATALOGUE, PLAYER_NAMES, PLAYERS, ConstantSpec, flag_name
 from theory.errors import TheoryInputError, UnreachableTarget
 from theory.families import DEFAULT_FAMILY, FAMILIES, get_family
 from theory.measured import DEFAULT_PRESET, load_measured, measured_presets
@@ -67,8 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--family", default=DEFAULT_FAMILY,
                    help=f"bound family: {', '.join(sorted(FAMILIES))} (default {DEFAULT_FAMILY})")
     p.add_argument("--epsilon", type=_float, default=None,
-                   help="target: the stationarity measure must reach ε² (default: the ε the measured run of "
-                   "--constants or --preset reached for the family, if its file has one, else the family's)")
+                   help="target of both players: each stationarity measure V_P must reach ε² (default: the ε "
+                   "the measured run of --constants or --preset reached for the family, per player where its "
+                   "file says, else the family's)")
+    for player in PLAYERS:
+        p.add_argument(f"--epsilon-{player.lower()}", dest=f"epsilon_{player}", type=_float, default=None,
+                       metavar=f"EPSILON_{player}",
+                       help=f"target of the {PLAYER_NAMES[player]} alone: V_{player} must reach ε_{player}² "
+                       "(overrides --epsilon for it)")
     source = p.add_mutually_exclusive_group()
     source.add_argument("--preset", metavar="NAME", default=None, choices=measured_presets(),
                         help="take the constants not given as flags, and ε, from those measured on this preset, "
@@ -102,25 +109,28 @@ def run(argv: Sequence[str] | None = None) -> int:
     if foreign:
         raise TheoryInputError(f"{flag_name(foreign[0])} is not a constant of family {family.name!r} "
                                f"(it uses: {', '.join(family.constants)})")
+    player_flags = {p: v for p in PLAYERS if (v := getattr(args, f"epsilon_{p}")) is not None}
     if args.constants is not None:
         from theory.schema import load_constants
 
         file = load_constants(args.constants)
         constants = resolve_constants(family, flags, file.values, args.constants)
-        epsilon = resolve_epsilon(family, args.epsilon, file.epsilon, args.constants)
+        epsilon = resolve_epsilons(family, args.epsilon, file.epsilon_players, args.constants,
+                                   player_flags=player_flags)
     else:
         preset = args.preset or DEFAULT_PRESET
         file = load_measured(preset)
         where = f"theory/measured/{preset}.json"
         constants = resolve_constants(family, flags, defaults=file.values,
                                       defaults_label=f"measured on preset {preset} ({where})")
-        epsilon = resolve_epsilon(family, args.epsilon, defaults=file.epsilon,
-                                  defaults_label=f"the ε the {preset} reference run reached ({where})")
+        epsilon = resolve_epsilons(family, args.epsilon, defaults=file.epsilon_players,
+                                   defaults_label=f"the ε the {preset} reference run reached ({where})",
+                                   player_flags=player_flags)
     batch_sizes = DEFAULT_BATCH_SIZES if args.batch_sizes is None else args.batch_sizes
     try:
         analysis = analyse(family, constants, epsilon, batch_sizes)
     except UnreachableTarget as exc:
-        raise UnreachableTarget(f"{exc}; ε is from {epsilon.source}", exc.min_epsilon) from None
+        raise UnreachableTarget(f"{exc}; {_epsilon_sources(epsilon)}", exc.min_epsilon) from None
     noise_scale = file.noise_scale
 
     from theory import render
@@ -141,6 +151,13 @@ def run(argv: Sequence[str] | None = None) -> int:
         if args.plot:
             print(f"plot written to {args.plot}")
     return 0
+
+
+def _epsilon_sources(epsilon: dict[str, ConstantValue]) -> str:
+    """Where the targets came from, for an error: "ε is from S", or per player when they differ."""
+    if epsilon["D"].source == epsilon["G"].source:
+        return f"ε is from {epsilon['D'].source}"
+    return ", ".join(f"ε_{p} is from {epsilon[p].source}" for p in PLAYERS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,11 +9,14 @@ The derivation of every shipped family is written out in docs/theory.md.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
 
 from theory.constants import CATALOGUE, ConstantSpec
 from theory.errors import TheoryInputError
+from theory.lemmas import amsgrad_l1_facts
+from theory.template import Fact
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,8 @@ class BoundFamily:
     validity: tuple[Validity, ...] = ()
     reference: str = "docs/theory.md"
     specs: tuple[ConstantSpec, ...] = field(default=())  # constants not in the catalogue
+    # the derivation's own algebraic steps as sympy facts (theory/lemmas.py), proven with the template's in --proofs
+    lemmas: Callable[[], tuple[Fact, ...]] | None = None
 
     def spec(self, name: str) -> ConstantSpec:
         for s in self.specs:
@@ -156,8 +161,8 @@ ADAM_CS = BoundFamily(
 
 SGD = BoundFamily(
     name="sgd",
-    summary="L-smooth SGD per player (descent lemma) plus the TTUR coupling: the opponent's steps move "
-    "P's loss by at most M_P·α_Q·E||g_Q|| per iteration",
+    summary="L-smooth SGD per player (the textbook descent-lemma bound of Ghadimi & Lan 2013) plus the TTUR "
+    "coupling (ours): the opponent's steps move P's loss by at most M_P·α_Q·E||g_Q|| per iteration",
     measure="(1/K) Σ_k E||∇_P L_P(θ_k)||², the mean squared gradient norm",
     constants=("alpha", "smoothness", "sigma2", "gap", "cross_lip", "grad_bound"),
     A="2*gap_P/alpha_P",
@@ -183,7 +188,7 @@ SGD = BoundFamily(
 SGD_FROZEN = BoundFamily(
     name="sgd-frozen",
     summary="L-smooth SGD per player with the opponent held fixed (descent lemma only, no TTUR coupling): "
-    "the smooth-SGD bound of reference.md §1, C = 0",
+    "the textbook smooth-SGD bound of Ghadimi & Lan (2013), C = 0",
     measure=SGD.measure,
     constants=("alpha", "smoothness", "sigma2", "gap"),
     A="2*gap_P/alpha_P",
@@ -194,14 +199,42 @@ SGD_FROZEN = BoundFamily(
     epsilon=SGD.epsilon,
 )
 
+# AMSGrad with the quadratic term bounded from the gradient itself (docs/theory.md §4): AMSGrad's
+# v̂ >= v >= (1 − β2)·Σ_j β2^(k−j)·g_j² bounds each coordinate's m²/h by |m|·sqrt((1 − β1)/(1 − β2)), so no
+# 1/h_min appears; the price is sqrt(d) (||g||_1 <= sqrt(d)·||g||) and the tangent bound
+# sqrt(G² + σ²/b) <= G + σ²/(2·G·b), which keeps the template's form and needs G > 0.
+_GRAD_BOUND_POSITIVE = replace(
+    CATALOGUE["grad_bound"], domain="positive",
+    meaning=CATALOGUE["grad_bound"].meaning + " (> 0 here: the bound divides by G)")
+AMSGRAD_L1 = BoundFamily(
+    name="amsgrad-l1",
+    summary="AMSGrad TTUR (monotone v̂ = max(v̂, v/(1 − β2^t)), momentum β1 <= β2), the preconditioned quadratic term "
+    "bounded by the gradient's l1 norm instead of 1/h_min, per player",
+    measure=ADAM.measure,
+    constants=("alpha", "beta1", "beta2", "sigma2", "grad_bound", "dist", "dim", "h_max"),
+    A="(1 + beta1_P)*dim_P*dist_P**2*h_max_P/(2*alpha_P*(1 - beta1_P))",
+    B="(1 + beta1_P)*alpha_P*sqrt(dim_P)*sigma2_P/(4*grad_bound_P*sqrt((1 - beta1_P)*(1 - beta2_P)))",
+    C="(1 + beta1_P)*alpha_P*sqrt(dim_P)*grad_bound_P/(2*sqrt((1 - beta1_P)*(1 - beta2_P)))",
+    validity=(Validity("beta1_P <= beta2_P", "the bound m² <= (1 − β1)/(1 − β2)·v needs β1 <= β2"),),
+    defaults={
+        **{k: v for k, v in ADAM.defaults.items() if not k.startswith("h_min")},
+        "beta2_D": Default(0.999, "Adam betas (0.5, 0.999) of the official code (reference.md §1)"),
+        "beta2_G": Default(0.999, "Adam betas (0.5, 0.999) of the official code (reference.md §1)"),
+    },
+    epsilon=Default(20.0, ILLUSTRATIVE + "; ε² is in the units of the VI gap"),
+    specs=(_GRAD_BOUND_POSITIVE,),
+    lemmas=amsgrad_l1_facts,
+)
+
 # The CLI's default family: the only shipped family that certifies, with the constants measured on ring8
 # (theory/measured/ring8.json), the ε the ring8 reference run reached, both at ring8's own α (1e-3 / 2.5e-4:
-# b* = 2.21) and at the README's α (2e-4 / 5e-5: b* = 0.44). The other three say "target unreachable" there:
+# b* = 2.21) and at the README's α (2e-4 / 5e-5: b* = 0.44). The others say "not certifiable by this bound" there:
 # the floor C of `adam` and `adam-cs` divides by the measured h_min (≈ Adam's eps 1e-8 on dead coordinates),
 # so C_G ≈ 1e5 against ε² = 0.24, and the TTUR coupling floor of `sgd` is C_G ≈ 407 against ε² = 3.3
-# (docs/constants.md). sgd-frozen has C = 0, so its target is always reachable.
+# (docs/constants.md); amsgrad-l1 avoids h_min but pays sqrt(d)/sqrt(1 − β2) in C (docs/theory.md §3a).
+# sgd-frozen has C = 0, so it certifies every target.
 DEFAULT_FAMILY = "sgd-frozen"
 
 # The shipped families are registered without the sympy check at import (it costs about a second each);
 # tests/theory/test_families.py runs check_family on every one of them.
-FAMILIES.update({f.name: f for f in (ADAM, ADAM_CS, SGD, SGD_FROZEN)})
+FAMILIES.update({f.name: f for f in (ADAM, ADAM_CS, AMSGRAD_L1, SGD, SGD_FROZEN)})

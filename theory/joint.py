@@ -10,6 +10,11 @@ Hence the rule implemented below (docs/theory.md, "Joint critical batch size"):
 1. if D binds at its own optimum, K_D(b*_D) >= K_G(b*_D), the joint b* is b*_D;
 2. else if G binds at its own optimum, K_G(b*_G) >= K_D(b*_G), it is b*_G;
 3. else it is the crossing b× = (K∞_D·c_G − K∞_G·c_D)/(K∞_D − K∞_G).
+
+Each player may have its own target ε_P (the bound asks V_P <= ε_P²): then K∞_P = A_P/(ε_P² − C_P) and
+c_P = B_P/(ε_P² − C_P), each curve is still such a hyperbola, and nothing above changes; in the constants the
+crossing reads b× = (A_D·B_G − A_G·B_D)/(A_D·(ε_G² − C_G) − A_G·(ε_D² − C_D)) (tests/theory/test_joint.py
+derives it with sympy and checks the rule against brute force with ε_D ≠ ε_G).
 """
 
 from __future__ import annotations

@@ -43,6 +43,22 @@ def generic_forms(family: BoundFamily, style: str = "text") -> dict[str, str]:
     return out
 
 
+def _target_lines(a: Analysis) -> list[str]:
+    """The target: "ε = ... (ε² = ...)   [source]", or one such line per player when their targets differ."""
+    def one(name: str, cv) -> str:
+        eps2 = exact.fmt(exact.rational(cv.value) ** 2)
+        return f"{name} = {cv.value:g} ({name}² = {eps2})   [{cv.source}]"
+
+    if not a.per_player_epsilon:
+        return [f"target: {one('ε', a.epsilon)}"]
+    return [f"{'target:' if i == 0 else '':<8}{one(f'ε_{p}', a.epsilon_players[p])}" for i, p in enumerate(PLAYERS)]
+
+
+def _per_player_forms(text: str, a: Analysis) -> str:
+    """A template form with ε² read as the player's own ε_P² when the players' targets differ."""
+    return text.replace("ε²", "ε_P²") if a.per_player_epsilon else text
+
+
 def _num(x: float) -> str:
     return "—" if not math.isfinite(x) else f"{x:.5g}"
 
@@ -51,8 +67,10 @@ def _finite(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
 
 
-NOISE_SCALE = ("noise-scale prediction (McCandlish B_simple = tr Σ / ‖G‖², measured: ≈ the b at which K is twice "
-               "its large-batch limit, like the template's b* = 2c)")
+# K = K∞·b/(b − c) ≈ K∞(1 + c/b) for b ≫ c is McCandlish's S_min(1 + B_noise/B) with c in B_noise's role, and the
+# template's b* = 2c: so the noise scale's analogue of b* is 2·B_noise (B_simple standing in for B_noise).
+NOISE_SCALE = ("noise-scale prediction b* ≈ 2·B_simple (McCandlish's B_simple = tr Σ / ‖G‖², measured, in the "
+               "role of the template's c; b* = 2c)")
 
 
 def to_text(a: Analysis, show_proofs: bool = False, noise_scale: Mapping[str, float] | None = None) -> str:
@@ -62,8 +80,7 @@ def to_text(a: Analysis, show_proofs: bool = False, noise_scale: Mapping[str, fl
     lines = [
         f"family '{f.name}': {f.summary}",
         f"bound:  V_P(K, b) <= A_P/K + B_P/b + C_P  for P in {{D, G}}, with V_P = {f.measure}",
-        f"target: ε = {a.epsilon.value:g} (ε² = {exact.fmt(exact.rational(a.epsilon.value) ** 2)})   "
-        f"[{a.epsilon.source}]",
+        *_target_lines(a),
         "",
         "constants",
     ]
@@ -71,7 +88,9 @@ def to_text(a: Analysis, show_proofs: bool = False, noise_scale: Mapping[str, fl
     for key, cv in a.constants.items():
         lines.append(f"  {key:<{width}}  {cv.value:<12.7g} {cv.source}")
     lines += ["", "closed forms (derived and checked by sympy; derivation in docs/theory.md)"]
-    lines += [f"  {text}" for text, _ in template.readable_forms().values()]
+    if a.per_player_epsilon:
+        lines.append("  each player P has its own target: V_P <= ε_P²")
+    lines += [f"  {_per_player_forms(text, a)}" for text, _ in template.readable_forms().values()]
     lines += [f"  {w}_P = {expr}" for w, expr in generic_forms(f).items()]
     lines += [f"  {JOINT_RULE}", ""]
 
@@ -92,14 +111,16 @@ def to_text(a: Analysis, show_proofs: bool = False, noise_scale: Mapping[str, fl
         lines.append(f"  {name:<10}{cells}")
     lines.append(f"  critical batch size b* = {a.joint.b_star:.5g}: {CASES[a.joint.case]}")
     if noise_scale:
-        lines.append(f"  {NOISE_SCALE}: " + ", ".join(f"{p} {noise_scale[p]:.5g}" for p in PLAYERS if p in noise_scale))
+        lines.append(f"  {NOISE_SCALE}: " + ", ".join(f"{p} {2 * noise_scale[p]:.5g} (B_simple {noise_scale[p]:.5g})"
+                                                      for p in PLAYERS if p in noise_scale))
     lines.append("")
 
     lines.append(f"  {'b':>8}{'K_D':>14}{'K_G':>14}{'K':>14}{'N = b·K':>14}")
     for i, bi in enumerate(a.batch_sizes):
         cells = "".join(f"{_num(a.K[k][i]):>14}" for k in ("D", "G", "joint"))
         lines.append(f"  {bi:>8g}{cells}{_num(a.N['joint'][i]):>14}")
-    lines.append("  — : b <= c_P, where the bound certifies ε at no number of steps")
+    lines.append(f"  — : b <= c_P, where the bound certifies {'ε_P' if a.per_player_epsilon else 'ε'} at no number of "
+                 "steps")
     lines.append("")
     facts = template.template_facts()
     fam = bounds_for(f).facts
@@ -115,12 +136,15 @@ def to_text(a: Analysis, show_proofs: bool = False, noise_scale: Mapping[str, fl
 
 def to_json(a: Analysis, noise_scale: Mapping[str, float] | None = None) -> dict[str, Any]:
     """The JSON contract: b_star, K_inf, the table, plus everything needed to reproduce them; ``noise_scale``
-    holds the measured McCandlish B_simple per player ({} when none was given)."""
+    holds the measured McCandlish B_simple per player ({} when none was given). ``epsilon`` is the one ε (the
+    common one, or the larger of the players'); ``epsilon_players`` each player's own target ε_P."""
     P = a.players
     forms = generic_forms(a.family)
+    targets = a.epsilon_players or {p: a.epsilon for p in PLAYERS}
     return {
         "family": a.family.name,
         "epsilon": {"value": a.epsilon.value, "source": a.epsilon.source},
+        "epsilon_players": {p: {"value": cv.value, "source": cv.source} for p, cv in targets.items()},
         "constants": {k: {"value": v.value, "source": v.source} for k, v in a.constants.items()},
         "b_star": {"D": P["D"].b_star, "G": P["G"].b_star, "joint": a.joint.b_star},
         "b_star_integer": {"D": P["D"].b_star_integer, "G": P["G"].b_star_integer, "joint": a.joint_b_star_integer},
@@ -132,7 +156,8 @@ def to_json(a: Analysis, noise_scale: Mapping[str, float] | None = None) -> dict
         "B": {p: P[p].B for p in PLAYERS},
         "C": {p: P[p].C for p in PLAYERS},
         "domain_edge": {p: P[p].c for p in PLAYERS},
-        "min_epsilon": math.sqrt(max(P[p].C for p in PLAYERS)),
+        "min_epsilon": math.sqrt(max(P[p].C for p in PLAYERS)),  # the smallest common ε the bound certifies
+        "min_epsilon_players": {p: math.sqrt(P[p].C) for p in PLAYERS},
         "noise_scale": {p: float(noise_scale[p]) for p in PLAYERS if p in (noise_scale or {})},
         "closed_forms": {
             "template": {k: str(e) for k, (_, e) in template.readable_forms().items()},
@@ -147,7 +172,8 @@ def to_json(a: Analysis, noise_scale: Mapping[str, float] | None = None) -> dict
 
 
 def to_latex(a: Analysis) -> str:
-    """The closed forms as LaTeX: the template, the family's A, B, C, and b*_P in the family's constants."""
+    """The closed forms as LaTeX: the template, the family's A, B, C, and b*_P in the family's constants (with
+    ε_P for ε when the players' targets differ)."""
     f = a.family
     fb = bounds_for(f)
     names = {}
@@ -155,8 +181,9 @@ def to_latex(a: Analysis) -> str:
         spec = f.spec(name)
         for p in PLAYERS:
             names[spec.symbol(p)] = spec.latex_for(p)
-    names[template.epsilon] = r"\varepsilon"
-    sym = {template.A: "A_P", template.B: "B_P", template.C: "C_P", template.epsilon: r"\varepsilon"}
+    split = a.per_player_epsilon
+    sym = {template.A: "A_P", template.B: "B_P", template.C: "C_P",
+           template.epsilon: r"\varepsilon_P" if split else r"\varepsilon"}
     out = [f"% family '{f.name}': {f.summary}", r"\begin{align*}"]
     labels = {"K": "K_P(b)", "N": "N_P(b)", "c": "c_P", "b_star": "b^*_P", "K_inf": r"K_P(\infty)",
               "N_star": "N_P(b^*_P)"}
@@ -165,6 +192,7 @@ def to_latex(a: Analysis) -> str:
     for w, tex in generic_forms(f, style="latex").items():
         out.append(f"{w}_P &= {tex} \\\\")
     for p in PLAYERS:
+        names[template.epsilon] = rf"\varepsilon_{p}" if split else r"\varepsilon"
         out.append(f"b^*_{p} &= {sp.latex(sp.simplify(fb.players[p].b_star), symbol_names=names)} "
                    f"\\quad\\text{{({PLAYER_NAMES[p]})}} \\\\")
     out[-1] = out[-1].rstrip(" \\")

@@ -9,7 +9,7 @@ Format (docs/constants-schema.md)::
         "sigma2_D": {"value": 12.3, "interval": [10.1, 14.9], "method": "per-sample", "n": 8},
         ...
       },
-      "epsilon": {"sgd": {"value": 0.21, "method": "mean ||grad||^2 up to the target"}},
+      "epsilon": {"sgd": {"value": 0.21, "players": {"D": 0.12, "G": 0.21}, "method": "mean ||grad||^2"}},
       "noise_scale": {"D": {"value": 40.2, "interval": [31.0, 52.7], "n": 8}, "G": 12.5},
       "source": {"preset": "ring8", "checkpoint": "first-target", "seed": 0}
     }
@@ -19,6 +19,11 @@ A constant is a number or an object with a numeric ``value`` and optional ``inte
 provenance. Keys are ``<name>_D`` / ``<name>_G`` with ``<name>`` a known constant; anything else is refused.
 The optional ``epsilon`` (registered family -> the ε the measured run reached, in that family's units) and
 ``noise_scale`` (player -> McCandlish's B_simple = tr Σ / ||G||²) hold entries of the same form, each > 0.
+An ``epsilon`` entry may also give each player's own ε, ``"players": {"D": ε_D, "G": ε_G}`` (both, each > 0):
+the bound asks each player P to reach its own ε_P², so the ε_P the run reached per player is the target that
+matches it; ``value`` is then the single ε for readers that take one (the writer's choice, usually the larger).
+An entry without ``players`` means ε_D = ε_G = value (:attr:`ConstantsFile.epsilon_players` says so for every
+family).
 """
 
 from __future__ import annotations
@@ -43,9 +48,18 @@ class ConstantsFile:
     details: dict[str, dict[str, Any]] = field(default_factory=dict)  # interval / method / n, when given
     source: dict[str, Any] = field(default_factory=dict)
     epsilon: dict[str, float] = field(default_factory=dict)  # family -> the ε the measured run reached
-    epsilon_details: dict[str, dict[str, Any]] = field(default_factory=dict)
+    epsilon_details: dict[str, dict[str, Any]] = field(default_factory=dict)  # interval / method / n / players
     noise_scale: dict[str, float] = field(default_factory=dict)  # "D" / "G" -> B_simple = tr Σ / ||G||²
     noise_scale_details: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def epsilon_players(self) -> dict[str, dict[str, float]]:
+        """family -> {"D": ε_D, "G": ε_G}: the entry's ``players`` where given, else ε_D = ε_G = its value."""
+        out = {}
+        for family, value in self.epsilon.items():
+            players = self.epsilon_details.get(family, {}).get("players")
+            out[family] = {p: float(players[p]) for p in PLAYERS} if players else {p: value for p in PLAYERS}
+        return out
 
 
 def known_keys() -> set[str]:
@@ -77,18 +91,19 @@ def parse_constants(doc: Any, label: str) -> ConstantsFile:
     source = doc.get("source", {})
     if not isinstance(source, dict):
         raise TheoryInputError(f"{where}: \"source\" must be an object")
-    epsilon, epsilon_details = _section(doc, "epsilon", "family", set(FAMILIES), where)
+    epsilon, epsilon_details = _section(doc, "epsilon", "family", set(FAMILIES), where, players=True)
     noise, noise_details = _section(doc, "noise_scale", "player", set(PLAYERS), where)
     return ConstantsFile(values=values, details=details, source=source, epsilon=epsilon,
                          epsilon_details=epsilon_details, noise_scale=noise, noise_scale_details=noise_details)
 
 
-def _entry(key: str, entry: Any, where: str) -> tuple[float, dict[str, Any]]:
-    """One entry (a number, or {value, interval, method, n}) -> (value, the other fields); else one-line error."""
+def _entry(key: str, entry: Any, where: str, players: bool = False) -> tuple[float, dict[str, Any]]:
+    """One entry (a number, or {value, interval, method, n}, and with ``players`` also {"players": {"D": x,
+    "G": y}}) -> (value, the other fields); else one-line error."""
     extra: dict[str, Any] = {}
     if isinstance(entry, dict):
         extra = {k: v for k, v in entry.items() if k != "value"}
-        bad = sorted(set(extra) - {"interval", "method", "n"})
+        bad = sorted(set(extra) - {"interval", "method", "n"} - ({"players"} if players else set()))
         if bad:
             raise TheoryInputError(f"{where}: {key} has unknown fields {', '.join(bad)}")
         entry = entry.get("value")
@@ -102,16 +117,30 @@ def _entry(key: str, entry: Any, where: str) -> tuple[float, dict[str, Any]]:
         raise TheoryInputError(f"{where}: {key} n must be a positive integer, got {extra['n']!r}")
     if "method" in extra and not isinstance(extra["method"], str):
         raise TheoryInputError(f"{where}: {key} method must be a string")
+    if "players" in extra:
+        extra["players"] = _players(key, extra["players"], where)
     return float(entry), extra
 
 
+def _players(key: str, section: Any, where: str) -> dict[str, float]:
+    """A per-player {"D": x, "G": y}: both players, each a positive finite number; else one-line error."""
+    if not (isinstance(section, dict) and set(section) == set(PLAYERS)):
+        got = sorted(section) if isinstance(section, dict) else section
+        raise TheoryInputError(f"{where}: {key} players must be {{\"D\": value, \"G\": value}}, got {got!r}")
+    for p in PLAYERS:
+        x = section[p]
+        if not (_number(x) and x > 0):
+            raise TheoryInputError(f"{where}: {key} players.{p} must be a positive finite number, got {x!r}")
+    return {p: float(section[p]) for p in PLAYERS}
+
+
 def _entries(
-    section: Mapping[str, Any], where: str, prefix: str = "", positive: bool = False
+    section: Mapping[str, Any], where: str, prefix: str = "", positive: bool = False, players: bool = False
 ) -> tuple[dict[str, float], dict[str, dict[str, Any]]]:
-    """Validate every entry of a section: (key -> value, key -> interval/method/n where given)."""
+    """Validate every entry of a section: (key -> value, key -> interval/method/n (/players) where given)."""
     values, details = {}, {}
     for key, entry in section.items():
-        value, extra = _entry(prefix + key, entry, where)
+        value, extra = _entry(prefix + key, entry, where, players)
         if positive and not value > 0:
             raise TheoryInputError(f"{where}: {prefix}{key} must be > 0, got {value:g}")
         values[key] = value
@@ -121,9 +150,10 @@ def _entries(
 
 
 def _section(
-    doc: Mapping[str, Any], name: str, what: str, known: set[str], where: str
+    doc: Mapping[str, Any], name: str, what: str, known: set[str], where: str, players: bool = False
 ) -> tuple[dict[str, float], dict[str, dict[str, Any]]]:
-    """An optional top-level section ``name`` of ``what`` -> positive entry, keys in ``known``."""
+    """An optional top-level section ``name`` of ``what`` -> positive entry, keys in ``known`` (entries may have
+    per-player values when ``players``)."""
     section = doc.get(name, {})
     if not isinstance(section, dict):
         raise TheoryInputError(f"{where}: \"{name}\" must be an object of {what} -> value")
@@ -131,7 +161,7 @@ def _section(
     if unknown:
         raise TheoryInputError(f"{where}: \"{name}\" has unknown {what} {', '.join(unknown)} "
                                f"(known: {', '.join(sorted(known))})")
-    return _entries(section, where, prefix=f"{name}.", positive=True)
+    return _entries(section, where, prefix=f"{name}.", positive=True, players=players)
 
 
 def load_constants(path: str | Path) -> ConstantsFile:

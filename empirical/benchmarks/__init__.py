@@ -38,6 +38,11 @@ class Benchmark:
     train_many(config, seeds): optional; the runs of several seeds trained as one batched computation, each
     equal to train(config, seed) up to float round-off.
     exact_floor(config): optional; the benchmark's exact noise floor, which the report sets beside the measured one.
+    exact_gradient(config, generator, discriminator): optional; each player's gradient of its *expected* loss in its
+    own parameters, {"D": ..., "G": ...}, flattened float64 in module.parameters() order (a leading run axis on
+    the parameters is kept). With it, config.measure_batch records the exact ‖∇_P L_P‖² instead of a sampled one.
+    exact_reference(config): optional; the exact equilibrium {"D": θ*_D, "G": θ*_G} (flattened float64), the
+    reference point of the VI gap (empirical/reference_point.py).
     """
 
     data: str
@@ -51,6 +56,8 @@ class Benchmark:
     train_many: Callable[[TrainConfig, Sequence[int]], list[RunResult]] | None = None
     # optional: the exact noise floor F(b) of a config (an object with .floor(b)); ValueError where it has none
     exact_floor: Callable[[TrainConfig], Any] | None = None
+    exact_gradient: Callable[[TrainConfig, nn.Module, nn.Module], dict[str, torch.Tensor]] | None = None
+    exact_reference: Callable[[TrainConfig], dict[str, torch.Tensor]] | None = None
 
 
 def is_registered(data: str) -> bool:

@@ -61,4 +61,14 @@ PRESETS.update({
         lr_g=2.5e-4, batch_size=64, max_steps=3000, eval_every=5, eval_growth=0.02, n_eval=20_000,
         target_fid=0.05, features="raw", floor=True,
     ),
+    # SGD runs for the SGD bound families, calibrated (5 seeds, b = 4..512): α = 0.2 / 0.05 puts the SFO minimum
+    # inside the grid, b* = 16 [8, 32] (b = 4 reaches in 0/5 seeds, b = 8 in 3/5 within 3000 steps; median K 800 at
+    # b = 16, 365 at 64 and 512); at 0.1 / 0.025 every b >= 8 reaches and the minimum sits at b = 8. floor is off:
+    # SGD's FID stalls on plateaus it later leaves, and the settle rule stopped such runs (at 0.1 / 0.025, b = 512
+    # reached in 1/3 seeds with floor on, 3/3 with it off), so b < 16 fail by max_steps, not by a measured floor.
+    "gauss-mlp-sgd": TrainConfig(
+        data="gauss-mlp", model="mlp", z_dim=DIM, width=64, depth=2, loss="bce", optimizer="sgd", lr_d=0.2,
+        lr_g=0.05, batch_size=64, max_steps=3000, eval_every=5, eval_growth=0.02, n_eval=20_000,
+        target_fid=0.05, features="raw", floor=False,
+    ),
 })  # fmt: skip

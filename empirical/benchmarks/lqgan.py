@@ -245,8 +245,47 @@ def exact_smoothness(player: str, p: Players, penalty: float) -> float:
     return float(2 * np.abs(np.linalg.eigvalsh(p.v)).max())
 
 
+def exact_gradients(
+    g: LQGenerator, d: LQDiscriminator, data: GaussianTarget, penalty: float
+) -> dict[str, torch.Tensor]:
+    """Each player's gradient of its expected loss in its own parameters, flattened float64 in parameters() order
+    (D: w, v; G: μ_g, a); a leading run axis on the parameters is kept.
+
+    With S_g = AAᵀ + μ_gμ_gᵀ and S = Σ + μμᵀ the second moments, L_D = wᵀ(μ_g − μ) + tr V(S_g − S) + (λ/2)‖θ_D‖²
+    gives ∇_w = μ_g − μ + λw and ∇_v = Sᵀvec(S_g − S) + λv (V = S·v); L_G = −(wᵀμ_g + μ_gᵀVμ_g + tr AᵀVA) gives
+    ∇_μ = −(w + 2Vμ_g) and ∇_a = −Eᵀvec(2VA) (vec(A) = E·a): the minibatch gradients of lqgan_batched with the
+    batch moments replaced by their expectations."""
+    with torch.no_grad():
+        mu_g, w, v = g.mu.double(), d.w.double(), d.v.double()
+        e_tril, e_sym = g.scatter.double(), d.scatter.double()
+        dim = g.dim
+        a = (g.a.double() @ e_tril.T).unflatten(-1, (dim, dim))
+        v_matrix = (v @ e_sym.T).unflatten(-1, (dim, dim))
+        mu = torch.as_tensor(data.mu, dtype=torch.float64, device=mu_g.device)
+        second = torch.as_tensor(data.sigma + np.outer(data.mu, data.mu), dtype=torch.float64, device=mu_g.device)
+        second_g = a @ a.transpose(-1, -2) + mu_g.unsqueeze(-1) * mu_g.unsqueeze(-2)
+        grad_w = mu_g - mu + penalty * w
+        grad_v = (second_g - second).flatten(-2) @ e_sym + penalty * v
+        grad_mu = -(w + 2 * (v_matrix @ mu_g.unsqueeze(-1)).squeeze(-1))
+        grad_a = -(2 * v_matrix @ a).flatten(-2) @ e_tril
+    return {"D": torch.cat([grad_w, grad_v], -1), "G": torch.cat([grad_mu, grad_a], -1)}
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Presets and registration
+
+def _exact_gradient(config: TrainConfig, g: nn.Module, d: nn.Module) -> dict[str, torch.Tensor]:
+    return exact_gradients(g, d, target(config.z_dim), config.gp_weight)
+
+
+def _exact_reference(config: TrainConfig) -> dict[str, torch.Tensor]:
+    """θ*, the exact equilibrium (lqgan_floor.equilibrium), split into the players' flat parameter vectors."""
+    from empirical.benchmarks.lqgan_floor import equilibrium
+
+    theta = torch.as_tensor(equilibrium(target(config.z_dim)), dtype=torch.float64)
+    n_g = config.z_dim + config.z_dim * (config.z_dim + 1) // 2
+    return {"D": theta[n_g:], "G": theta[:n_g]}
+
 
 def _train_many(config: TrainConfig, seeds: Sequence[int]) -> list:  # lazily: the batched trainer builds on train.py
     from empirical.benchmarks.lqgan_batched import train_many
@@ -265,21 +304,28 @@ PRESETS: dict[str, TrainConfig] = {}
 BENCHMARK = Benchmark(
     data="lqgan", model="lq", features="exact", losses=("wgan-l2",), load_data=load_data,
     build_models=build_models, evaluator=ExactFID, presets=PRESETS, train_many=_train_many,
-    exact_floor=_exact_floor,
+    exact_floor=_exact_floor, exact_gradient=_exact_gradient, exact_reference=_exact_reference,
 )
 
 # Calibrated (docs/benchmarks.md): λ = 1 and α_D·λ² = 4·α_G make the mean dynamics of (w, μ_g) critically
-# damped; the covariance modes are under-damped with the same decay rate α_D·λ/2 per step.
+# damped; the covariance modes are under-damped with the same decay rate α_D·λ/2 per step. measure_batch = 2
+# switches on the theory's measures, here from the exact gradients (the count is unused): nearly free.
 PRESETS.update({
     "lqgan": TrainConfig(
         data="lqgan", model="lq", z_dim=DIM, loss="wgan-l2", gp_weight=0.5, optimizer="sgd", lr_d=0.05,
         lr_g=0.0125, batch_size=64, max_steps=20_000, eval_every=5, eval_growth=0.02, target_fid=0.05,
-        features="exact", floor=True,
+        features="exact", floor=True, measure_batch=2,
     ),
     "lqgan-adam": TrainConfig(
         data="lqgan", model="lq", z_dim=DIM, loss="wgan-l2", gp_weight=0.5, optimizer="adam", lr_d=0.01,
         lr_g=0.0025, batch_size=64, max_steps=20_000, eval_every=5, eval_growth=0.02, target_fid=0.01,
-        features="exact", floor=True,
+        features="exact", floor=True, measure_batch=2,
+    ),
+    # lqgan-adam with AMSGrad (a monotone preconditioner, the Adam-type bounds' assumption): same rates and target.
+    "lqgan-amsgrad": TrainConfig(
+        data="lqgan", model="lq", z_dim=DIM, loss="wgan-l2", gp_weight=0.5, optimizer="amsgrad", lr_d=0.01,
+        lr_g=0.0025, batch_size=64, max_steps=20_000, eval_every=5, eval_growth=0.02, target_fid=0.01,
+        features="exact", floor=True, measure_batch=2,
     ),
 })  # fmt: skip
 

@@ -19,7 +19,16 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from empirical.benchmarks.lqgan import LQDiscriminator, LQGenerator, build_models, exact_fid, load_data
+from empirical.benchmarks import get_benchmark
+from empirical.benchmarks.lqgan import (
+    LQDiscriminator,
+    LQGenerator,
+    build_models,
+    exact_fid,
+    exact_gradients,
+    load_data,
+    target,
+)
 from empirical.config import TrainConfig
 from empirical.optimizers import ELEMENTWISE, make_optimizer
 from empirical.stopping import Stopper
@@ -62,6 +71,21 @@ def _generator_gradient(g: LQGenerator, d: LQDiscriminator, fake: torch.Tensor, 
     g.a.grad = -((u.transpose(-1, -2) @ z) / z.shape[-2]).flatten(-2) @ g.scatter
 
 
+def _measures(config: TrainConfig, g: LQGenerator, d: LQDiscriminator,
+              reference: dict[str, torch.Tensor]) -> list[dict[str, float]]:
+    """Per run, EvalPoint's grad_sq_* and vi_gap_* from the exact gradient of the expected losses (train()'s
+    Measurer with lqgan's exact_gradient hook, on every run's slice at once)."""
+    grads = exact_gradients(g, d, target(config.z_dim), config.gp_weight)
+    out: list[dict[str, float]] = [{} for _ in range(g.mu.shape[0])]
+    for p, module in (("D", d), ("G", g)):
+        theta = torch.cat([q.detach().flatten(1).double() for q in module.parameters()], -1)
+        grad_sq = grads[p].square().sum(-1)
+        gap = ((theta - reference[p].to(theta.device)) * grads[p]).sum(-1)
+        for r, point in enumerate(out):
+            point[f"grad_sq_{p.lower()}"], point[f"vi_gap_{p.lower()}"] = float(grad_sq[r]), float(gap[r])
+    return out
+
+
 @torch.no_grad()
 def train_many(config: TrainConfig, seeds: Sequence[int]) -> list[RunResult]:
     """train(config, seed) for every seed, as one batched computation (one result per seed, in order)."""
@@ -99,8 +123,13 @@ def train_many(config: TrainConfig, seeds: Sequence[int]) -> list[RunResult]:
             mu = g.mu.double().cpu().numpy()
         return [exact_fid(mu[r], a[r] @ a[r].T, dim) for r in range(runs)]
 
-    for r, fid in enumerate(fids()):
-        histories[r].append(EvalPoint(0, fid, math.nan, math.nan, math.nan, math.nan, math.nan, 0.0))
+    reference = get_benchmark(config.data).exact_reference(config) if config.measure_batch > 0 else None
+
+    def measures() -> list[dict[str, float]]:
+        return [{} for _ in seeds] if reference is None else _measures(config, g, d, reference)
+
+    for r, (fid, measured) in enumerate(zip(fids(), measures(), strict=True)):
+        histories[r].append(EvalPoint(0, fid, math.nan, math.nan, math.nan, math.nan, math.nan, 0.0, **measured))
         stoppers[r].start(fid)
 
     next_eval = next_evaluation(0, config.eval_every, config.eval_growth)
@@ -114,6 +143,9 @@ def train_many(config: TrainConfig, seeds: Sequence[int]) -> list[RunResult]:
             loss_d_runs = d(fake).mean(-1) - d(real).mean(-1) + config.gp_weight * _half_square(d)
             _discriminator_gradient(d, fake, real, config.gp_weight)
             opt_d.step()
+        if config.g_fresh_z:  # G's own z, drawn after D's batches as train() draws it
+            z = torch.stack([torch.randn(b, dim, generator=rng, device=device) for rng in rngs])
+            fake = g(z)
         at_eval = step == next_eval or step == config.max_steps
         if at_eval:
             grad_norm_d = _run_norms(d)
@@ -128,7 +160,7 @@ def train_many(config: TrainConfig, seeds: Sequence[int]) -> list[RunResult]:
             continue
         next_eval = next_evaluation(step, config.eval_every, config.eval_growth)
         _evaluate(config, step, g, d, real, z, d_fake.detach(), sum_d / count, sum_g / count, grad_norm_d,
-                  fids(), time.perf_counter() - start, histories, stoppers, status, stopped_at)
+                  fids(), measures(), time.perf_counter() - start, histories, stoppers, status, stopped_at)
         sum_d.zero_()
         sum_g.zero_()
         count = 0
@@ -150,7 +182,8 @@ def train_many(config: TrainConfig, seeds: Sequence[int]) -> list[RunResult]:
 
 def _evaluate(config: TrainConfig, step: int, g: LQGenerator, d: LQDiscriminator, real: torch.Tensor,
               z: torch.Tensor, d_fake: torch.Tensor, loss_d: torch.Tensor, loss_g: torch.Tensor,
-              grad_norm_d: torch.Tensor, fid_values: list[float], seconds: float, histories: list[list[EvalPoint]],
+              grad_norm_d: torch.Tensor, fid_values: list[float], measured: list[dict[str, float]], seconds: float,
+              histories: list[list[EvalPoint]],
               stoppers: list[Stopper], status: list[str | None], stopped_at: list[int]) -> None:
     """Record an evaluation for every run still going, and stop the runs whose stopper says so."""
     grad_norm_g = _run_norms(g)
@@ -169,7 +202,7 @@ def _evaluate(config: TrainConfig, step: int, g: LQGenerator, d: LQDiscriminator
             continue
         ratio = float((after[r] - before[r]) / gap[r]) if float(gap[r]) != 0.0 else float("nan")
         history.append(EvalPoint(step, fid_values[r], float(loss_d[r]), float(loss_g[r]), float(grad_norm_d[r]),
-                                 float(grad_norm_g[r]), ratio, seconds))
+                                 float(grad_norm_g[r]), ratio, seconds, **measured[r]))
         verdict = stoppers[r].update(step, fid_values[r])
         if verdict is not None:
             status[r], stopped_at[r] = verdict, step

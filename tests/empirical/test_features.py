@@ -6,7 +6,6 @@ from empirical.errors import EmpiricalInputError
 from empirical.features import (
     DigitClassifierConfig,
     MixtureClassifierConfig,
-    cache_dir,
     classifier_accuracy,
     make_extractor,
     train_mixture_classifier,
@@ -59,25 +58,6 @@ def test_classifier_training_is_deterministic():
         assert torch.equal(pa, pb)
 
 
-def test_trained_features_are_cached_on_disk_keyed_by_config():
-    make_extractor("mixture", data="ring8")
-    files = sorted(p.name for p in cache_dir().glob("mixture-*.pt"))
-    assert files, "the trained classifier should be cached"
-    again = make_extractor("mixture", data="ring8")  # loads, does not retrain
-    points = torch.randn(10, 2)
-    fresh = make_extractor("mixture", data="ring8")
-    assert torch.equal(again(points), fresh(points))
-    assert sorted(p.name for p in cache_dir().glob("mixture-*.pt")) == files
-
-
-def test_corrupt_cache_entry_is_rebuilt():
-    make_extractor("mixture", data="ring8")
-    (path,) = [p for p in cache_dir().glob("mixture-*.pt") if p.stat().st_size > 0][:1]
-    good = make_extractor("mixture", data="ring8")(torch.ones(3, 2))
-    path.write_bytes(b"not a checkpoint")
-    assert torch.equal(make_extractor("mixture", data="ring8")(torch.ones(3, 2)), good)
-
-
 def test_digit_features_separate_real_digits_from_noise():
     extractor = make_extractor("digits", image_size=8)
     images, labels = load_digits(8)
@@ -96,3 +76,101 @@ def test_unknown_extractor_is_refused():
         make_extractor("clip")
     with pytest.raises(EmpiricalInputError, match="mixture"):
         make_extractor("mixture")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The on-disk cache of trained feature networks (features._cached), in a cache folder of the test's own, with a
+# cheap stand-in for the classifier's training that counts its calls.
+
+
+@pytest.fixture
+def counted_training(tmp_path, monkeypatch):
+    """TTUR_CACHE_DIR = a fresh folder; train_mixture_classifier trains 5 steps and counts its calls."""
+    import dataclasses
+
+    from empirical import features
+
+    monkeypatch.setenv("TTUR_CACHE_DIR", str(tmp_path))
+    calls = []
+
+    def quick(config):
+        calls.append(config)
+        return train_mixture_classifier(dataclasses.replace(config, steps=5, n_train=200))
+
+    monkeypatch.setattr(features, "train_mixture_classifier", quick)
+    return tmp_path, calls
+
+
+POINTS = torch.linspace(-2, 2, 20).reshape(10, 2)
+
+
+def test_a_cached_network_is_read_not_retrained(counted_training):
+    folder, calls = counted_training
+    first = make_extractor("mixture", data="ring8")(POINTS)
+    (path,) = folder.glob("mixture-*.pt")
+    written = path.read_bytes()
+    assert len(calls) == 1
+    assert torch.equal(make_extractor("mixture", data="ring8")(POINTS), first)
+    assert len(calls) == 1 and path.read_bytes() == written  # loaded, neither trained nor saved again
+    # What is loaded is the file's content: weights put there by hand are the ones used.
+    model = make_extractor("mixture", data="ring8").modules_
+    state = {k: v + 1.0 for k, v in model.state_dict().items()}
+    torch.save(state, path)
+    shifted = make_extractor("mixture", data="ring8").modules_
+    assert len(calls) == 1
+    assert all(torch.equal(shifted.state_dict()[k], v) for k, v in state.items())
+
+
+def test_another_config_gets_its_own_cache_entry(counted_training):
+    from empirical.features import mixture_classifier
+
+    folder, calls = counted_training
+    mixture_classifier(MixtureClassifierConfig(mixture="ring8"))
+    mixture_classifier(MixtureClassifierConfig(mixture="ring8", width=32))
+    mixture_classifier(MixtureClassifierConfig(mixture="ring8", width=32))
+    assert [c.width for c in calls] == [64, 32]
+    assert len(list(folder.glob("mixture-*.pt"))) == 2
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "stale"])
+def test_a_corrupt_or_stale_entry_is_rebuilt_once_and_replaced(counted_training, damage):
+    from empirical.features import Classifier, _mixture_body
+
+    folder, calls = counted_training
+    good = make_extractor("mixture", data="ring8")(POINTS)
+    (path,) = folder.glob("mixture-*.pt")
+    if damage == "garbage":
+        path.write_bytes(b"not a checkpoint")
+    elif damage == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif damage == "empty":
+        path.write_bytes(b"")
+    else:  # a valid checkpoint of another architecture under this key (width 8, not 64)
+        torch.save(Classifier(_mixture_body(8), 8, 9).state_dict(), path)
+    assert torch.equal(make_extractor("mixture", data="ring8")(POINTS), good)  # rebuilt: training is deterministic
+    assert len(calls) == 2
+    assert torch.equal(make_extractor("mixture", data="ring8")(POINTS), good)
+    assert len(calls) == 2  # the rebuilt entry was saved and is read from now on
+    assert [p.name for p in folder.iterdir()] == [path.name]  # no temporary file left behind
+
+
+def test_the_real_statistics_are_computed_once_per_data_set(monkeypatch):
+    # evaluation._cached_reference: a second evaluator of the same data does not extract the real features again.
+    from empirical import evaluation
+    from empirical.config import TrainConfig
+
+    calls = []
+    make = evaluation.make_extractor
+
+    def counting(*args, **kwargs):
+        extractor = make(*args, **kwargs)
+        return lambda samples: calls.append(len(samples)) or extractor(samples)
+
+    monkeypatch.setattr(evaluation, "make_extractor", counting)
+    config = TrainConfig(data="ring8", features="mixture", n_reference=1237, n_eval=100, device="cpu")
+    first = evaluation.FIDEvaluator(config, torch.device("cpu"), seed=0)
+    assert calls == [1237]
+    second = evaluation.FIDEvaluator(config.with_(batch_size=8, lr_d=1e-4), torch.device("cpu"), seed=1)
+    assert calls == [1237] and second.reference is first.reference
+    evaluation.FIDEvaluator(config.with_(n_reference=1238), torch.device("cpu"), seed=0)
+    assert calls == [1237, 1238]  # what determines the statistics is part of the key

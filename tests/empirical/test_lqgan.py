@@ -167,6 +167,9 @@ def test_batched_seeds_equal_single_runs(name):
         np.testing.assert_allclose(fids_many, fids_single, rtol=1e-4, atol=1e-9)
         np.testing.assert_allclose([p.loss_d for p in many.history[1:]], [p.loss_d for p in single.history[1:]],
                                    rtol=1e-4, atol=1e-6)
+        for name in ("grad_sq_d", "grad_sq_g", "vi_gap_d", "vi_gap_g"):  # the theory's measures (measure_batch)
+            np.testing.assert_allclose([getattr(p, name) for p in many.history],
+                                       [getattr(p, name) for p in single.history], rtol=1e-4, atol=1e-6)
 
 
 def test_batched_training_refuses_a_coupling_optimizer():
@@ -263,3 +266,61 @@ def test_with_ttur_coupling_the_template_underestimates_the_gradient_floor():
     floors exceed the template's B = L·α·σ² (which is 0 for G, whose own per-sample gradient vanishes at θ*)."""
     floor = exact_floor(PRESET)
     assert floor.gradient_b["D"] > floor.template_b["D"] and floor.gradient_b["G"] > 0 == floor.template_b["G"]
+
+
+def test_recorded_measures_are_the_exact_expected_gradient_at_each_evaluation():
+    """grad_sq and vi_gap of an lqgan run against autograd on the expected losses (lqgan_floor's population losses,
+    written independently of the closed-form gradient) at the parameters each evaluation saw, θ_ref = θ*."""
+    from empirical.benchmarks.lqgan_floor import Layout, _population_losses
+
+    config = PRESET.with_(batch_size=8, max_steps=40, eval_growth=0.0, floor=False)
+    layout = Layout(4)
+    loss_d, loss_g = _population_losses(layout, target(), config.gp_weight)
+    theta_star = torch.as_tensor(equilibrium(target()))
+    seen = {}
+
+    def observe(checkpoint):
+        seen[checkpoint.step] = torch.cat([p.detach().double().reshape(-1) for p in (
+            checkpoint.generator.mu, checkpoint.generator.a, checkpoint.discriminator.w, checkpoint.discriminator.v)])
+
+    result = train(config, 0, observe=observe)
+    assert len(result.history) == 9
+    n_g = layout.n_g
+    for point in result.history:
+        theta = seen[point.step]
+        grad_d = torch.func.grad(loss_d)(theta)[n_g:]
+        grad_g = torch.func.grad(loss_g)(theta)[:n_g]
+        assert point.grad_sq_d == pytest.approx(float(grad_d @ grad_d), rel=1e-9)
+        assert point.grad_sq_g == pytest.approx(float(grad_g @ grad_g), rel=1e-9)
+        assert point.vi_gap_d == pytest.approx(float((theta - theta_star)[n_g:] @ grad_d), rel=1e-9, abs=1e-12)
+        assert point.vi_gap_g == pytest.approx(float((theta - theta_star)[:n_g] @ grad_g), rel=1e-9, abs=1e-12)
+    assert result.history[-1].grad_sq_d < result.history[0].grad_sq_d  # the run moves: the check is not at one θ
+
+
+def test_measures_vanish_at_the_equilibrium():
+    """At θ* = θ_ref both gradients of the expected losses are 0, so are the VI gaps (float32 parameters: ~1e-14)."""
+    from empirical.train import Measurer
+
+    g, d = _at_equilibrium(), LQDiscriminator()
+    with torch.no_grad():
+        d.w.zero_()
+        d.v.zero_()
+    data = get_benchmark("lqgan").load_data(PRESET, torch.device("cpu"))
+    measured = Measurer(PRESET, data, torch.device("cpu"), seed=0)(g, d)
+    assert all(abs(v) < 1e-12 for v in measured.values()), measured
+    moved, _ = _random_players(3)
+    away = Measurer(PRESET, data, torch.device("cpu"), seed=0)(moved, d)
+    assert away["grad_sq_g"] == 0.0 and away["grad_sq_d"] > 0.01  # D = 0 leaves G no gradient; D has one
+
+
+def test_fresh_generator_z_changes_the_run_and_the_batched_trainer_follows_it():
+    """g_fresh_z: the G step draws its own z (a different trajectory), and train_many draws it as train() does."""
+    config = PRESET.with_(batch_size=4, max_steps=200, floor=False)
+    fresh = config.with_(g_fresh_z=True)
+    old, new = train(config, 0), train(fresh, 0)
+    assert [p.fid for p in old.history] != [p.fid for p in new.history]
+    for seed, many in zip((0, 1), train_many(fresh, [0, 1]), strict=True):
+        single = new if seed == 0 else train(fresh, seed)
+        np.testing.assert_allclose([p.fid for p in many.history], [p.fid for p in single.history], rtol=1e-4)
+        np.testing.assert_allclose([p.grad_sq_g for p in many.history], [p.grad_sq_g for p in single.history],
+                                   rtol=1e-4, atol=1e-9)

@@ -11,9 +11,11 @@ from hypothesis import strategies as st
 
 from empirical.errors import EmpiricalInputError
 from empirical.optimizers import (
+    ELEMENTWISE,
     OPTIMIZERS,
     AdaBelief,
     AdamGraftSGD,
+    AMSGrad,
     NormalizedSGD,
     make_optimizer,
     second_moment_bounds,
@@ -85,6 +87,25 @@ class AdamReference:
         return self.m / (1 - self.b1**self.t) / self.h()
 
 
+class AMSGradReference:
+    """AMSGrad for one tensor, hand-written: Adam's moments, v̂_t = max(v̂_{t-1}, v_t/(1 − β2^t)), h = √v̂ + eps."""
+
+    def __init__(self, theta, lr, b1=B1, b2=B2, eps=1e-8):
+        self.theta, self.m, self.v, self.vmax, self.t = np.array(theta, dtype=np.float64), 0.0, 0.0, 0.0, 0
+        self.lr, self.b1, self.b2, self.eps = lr, b1, b2, eps
+
+    def update(self, g):
+        self.t += 1
+        self.m = self.b1 * self.m + (1 - self.b1) * g
+        self.v = self.b2 * self.v + (1 - self.b2) * g**2
+        self.vmax = np.maximum(self.vmax, self.v / (1 - self.b2**self.t))
+        self.theta = self.theta - self.lr * self.m / (1 - self.b1**self.t) / self.h()
+        return self.theta
+
+    def h(self):
+        return np.sqrt(self.vmax) + self.eps
+
+
 # ------------------------------------------------------------------------------------------------------- AdaBelief
 
 
@@ -153,6 +174,74 @@ def test_adabelief_weight_decay_is_decoupled():
     p.grad = torch.zeros(2, dtype=torch.float64)  # m = 0, so only the decay moves θ
     opt.step()
     np.testing.assert_allclose(p.detach().numpy(), 3.0 * (1 - 0.1 * 0.5), rtol=1e-15)
+
+
+# --------------------------------------------------------------------------------------------------------- AMSGrad
+
+
+def test_amsgrad_matches_reference_and_its_h_never_decreases():
+    # Gradient scales that fall 10⁴× over the run: Adam's v̂ falls with them, AMSGrad's max must hold.
+    steps = 40
+    decay = np.logspace(0, -4, steps)
+    grads = [[g * d for g in gs] for gs, d in zip(grad_sequence(steps, scales=(0.1, 3.0)), decay, strict=True)]
+    params = make_params()
+    refs = [AMSGradReference(t, lr=0.01) for t in numpy_of(params)]
+    opt = make_optimizer("amsgrad", params, lr=0.01)
+    assert isinstance(opt, AMSGrad) and "amsgrad" in ELEMENTWISE
+    assert second_moment_bounds(opt) is None  # before the first step
+    previous = None
+    for gs in grads:
+        apply(opt, params, gs)
+        for p, ref, g in zip(params, refs, gs, strict=True):
+            np.testing.assert_allclose(p.detach().numpy(), ref.update(g), rtol=1e-12, atol=1e-15)
+        h = np.concatenate([ref.h().ravel() for ref in refs])
+        assert second_moment_bounds(opt) == pytest.approx((h.min(), h.max()), rel=1e-12)
+        if previous is not None:
+            assert np.all(h >= previous)  # per coordinate, every step
+        previous = h
+    assert previous.min() > 1e-3  # held at the early large gradients, not at the last ones (~1e-5)
+
+
+def test_amsgrad_is_elementwise_runs_stacked_on_one_tensor_step_as_their_own():
+    # ELEMENTWISE's promise (batched seeds on lqgan): rows of one tensor evolve as separate tensors would.
+    rows = [grad_sequence(5, seed=s, scales=(1.0, 10.0 ** s)) for s in (2, 3)]
+    stacked = torch.nn.Parameter(torch.zeros(2, 4, dtype=torch.float64))
+    apart = [torch.nn.Parameter(torch.zeros(4, dtype=torch.float64)) for _ in rows]
+    opt_stacked, opt_apart = make_optimizer("amsgrad", [stacked], lr=0.1), make_optimizer("amsgrad", apart, lr=0.1)
+    for k in range(5):
+        apply(opt_stacked, [stacked], [np.stack([r[k][1] for r in rows])])
+        apply(opt_apart, apart, [r[k][1] for r in rows])
+    torch.testing.assert_close(stacked.detach(), torch.stack([p.detach() for p in apart]), rtol=1e-15, atol=0)
+
+
+def _h_sequence(opt, p, grads):
+    out = []
+    for g in grads:
+        p.grad = torch.tensor([g], dtype=torch.float64)
+        opt.step()
+        out.append(second_moment_bounds(opt)[0])
+    return np.array(out)
+
+
+def test_amsgrad_h_is_monotone_where_torchs_adam_and_amsgrad_fall():
+    """One coordinate, g = 1 then 10⁻³ repeated: Adam's h tracks the small gradients down; torch's amsgrad=True
+    holds max(v) of the uncorrected v and divides by √(1 − β2^t), so its h falls too; ours stays at 1 + eps."""
+    grads = [1.0] + [1e-3] * 200
+    hs = {}
+    for name in ("adam", "torch-amsgrad", "amsgrad"):
+        p = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+        opt = (torch.optim.Adam([p], lr=1e-3, betas=(B1, B2), eps=1e-8, amsgrad=True) if name == "torch-amsgrad"
+               else make_optimizer(name, [p], lr=1e-3))
+        hs[name] = _h_sequence(opt, p, grads)
+    t = np.arange(1, len(grads) + 1)
+    # closed form of Adam's: v_t = (1 − β2)·(β2^(t−1)·1 + Σ_{s=2..t} β2^(t−s)·10⁻⁶)
+    v = (1 - B2) * (B2 ** (t - 1) + 1e-6 * (1 - B2 ** (t - 1)) / (1 - B2))
+    np.testing.assert_allclose(hs["adam"], np.sqrt(v / (1 - B2**t)) + 1e-8, rtol=1e-12)
+    assert hs["adam"][1] == pytest.approx(0.7069, abs=1e-4) and hs["adam"][-1] < 0.25
+    # torch's amsgrad: max(v) = v_1 = (1 − β2) for good, h_t = √((1 − β2)/(1 − β2^t)) + eps
+    np.testing.assert_allclose(hs["torch-amsgrad"], np.sqrt((1 - B2) / (1 - B2**t)) + 1e-8, rtol=1e-12)
+    assert np.all(np.diff(hs["adam"]) < 0) and np.all(np.diff(hs["torch-amsgrad"]) < 0)
+    np.testing.assert_allclose(hs["amsgrad"], 1.0 + 1e-8, rtol=1e-15)  # v̂ = max(g_1², ...) = 1
 
 
 # ----------------------------------------------------------------------------------------------------------- nsgda
@@ -298,7 +387,7 @@ def test_every_optimizer_steps_with_a_closure(name):
     assert last < first
 
 
-@pytest.mark.parametrize("name", ["adabelief", "graft", "nsgda", "nsgda-tensor", "adam"])
+@pytest.mark.parametrize("name", ["adabelief", "graft", "nsgda", "nsgda-tensor", "adam", "amsgrad"])
 def test_state_dict_round_trip_continues_identically(name):
     grads = grad_sequence(6)
     params = make_params()
@@ -393,6 +482,8 @@ def test_bad_learning_rate(name, lr):
         ("adam", {"momentum": 0.9}),
         ("sgd", {"momentum": 1.5}),
         ("adam", {"betas": (0.5, 1.0)}),
+        ("amsgrad", {"momentum": 0.9}),
+        ("amsgrad", {"eps": -1.0}),
         ("adabelief", {"eps": -1.0}),
     ],
 )

@@ -33,19 +33,28 @@ def fill(folder, scales=(1.0,), miss=None, optimizer="adam"):
                                               k, None, "cpu", 1.0, history))
 
 
+def table_row(text: str, first: str) -> list[str]:
+    """The cells of the one markdown table row whose first cell is exactly `first` (a substring match would let
+    "6.9" pass for "6", or "25×" for "5×")."""
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in text.splitlines()
+            if line.startswith("|")]
+    (row,) = [r for r in rows if r[0] == first]
+    return row
+
+
 def test_report_tables_match_the_runs(tmp_path):
     fill(tmp_path, miss=(4, 2))
     path = report.write_report(tmp_path, n_resamples=50)
     text = path.read_text()
     for b in BATCHES[1:]:
         ks = sorted(k_of(b, s, 1.0) for s in range(3))
-        assert f"| {b} | 3/3 | {ks[1]} | {ks[0]}–{ks[2]} | {ks[1] * b} |" in text
+        assert table_row(text, str(b)) == [str(b), "3/3", str(ks[1]), f"{ks[0]}–{ks[2]}", str(ks[1] * b)]
     # b = 4 lost a seed: the median of (K, K, ∞) is the larger reached K, and b = 4 cannot be b*
     ks4 = sorted(k_of(4, s, 1.0) for s in range(2))
-    assert f"| 4 | 2/3 | {ks4[1]} | {ks4[0]}–{ks4[1]} | {ks4[1] * 4} |" in text
-    assert "b = 4 (2/3)" in text
-    assert "| b*_measured (argmin median SFO) | 8 |" in text  # N = b·K on the grid is smallest at b = 8
-    assert "b*_fit = 2c | 6" in text
+    assert table_row(text, "4") == ["4", "2/3", str(ks4[1]), f"{ks4[0]}–{ks4[1]}", str(ks4[1] * 4)]
+    assert "- Not every run reached the target at b = 4 (2/3); " in text
+    assert table_row(text, "b*_measured (argmin median SFO)")[1] == "8"  # N = b·K is smallest at b = 8
+    assert table_row(text, "b*_fit = 2c")[1] == "6"  # K ≈ 200·b/(b − 3) (rounded): c = 3
     for name in ("k_n_adam_x1.png", "dynamics.png", "summary.csv", "runs.csv", "history.csv"):
         assert (tmp_path / name).is_file()
     assert (tmp_path / "k_n_adam_x1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -65,7 +74,10 @@ def test_report_states_when_the_minimum_is_at_the_grid_edge(tmp_path):
                 store.add(cell, RunResult(cell.config(BASE), seed, "reached", k, k, None, "cpu", 1.0,
                                           [EvalPoint(k, 3.0, 0.7, 0.8, 1.0, 1.0, 0.5, 1.0)]))
     text = report.write_report(tmp_path, n_resamples=20).read_text()
-    assert "no interior minimum on this grid" in text and "b* is ≤ 16" in text
+    assert "no interior minimum on this grid" in text
+    assert "smallest eligible batch size, b = 16, so the measured b* is ≤ 16 and this grid" in text
+    # median K 246, 221, 210: the steepest fall is 246/221 = 1.11× from b = 16 to 32
+    assert "(at its steepest, from b = 16 to 32, K falls 1.11× while b grows 2×)" in text
 
 
 def test_learning_rate_grid_gets_a_heat_map_and_a_section_per_scale(tmp_path):
@@ -129,12 +141,18 @@ def test_measured_constants_give_theory_and_noise_scale_rows(tmp_path, capsys):
     b = __import__("json").loads(capsys.readouterr().out)["b_star"]
     assert b["D"] == pytest.approx(2 * 50.0 * 1e-3 * 60.0 / 4.0)  # 2·L·α·σ²/ε², C = 0
     assert f"**{b['joint']:.3g}**" in text and "b*_theory (sgd-frozen)" in text
-    assert "| b*_noise = B_simple: D, G, **joint** | 40, 12, **40** | D [30, 50] |" in text
-    assert "5× b*_measured" in text  # b*_noise 40 against the measured b* = 8
-    assert "b*_theory (adam) | — | — | out of scope: this family bounds adam" in text  # Adam bounds, SGD runs
+    # B_simple is set beside b* doubled (b* = 2c ↔ 2·B_noise): 2·40 = 80 = 10× the measured b* = 8, 80/6.x = 13×
+    # b*_fit; B_simple itself stays in the row as a value, with its own interval.
+    b_fit = float(next(x for x in text.splitlines() if x.startswith("| b*_fit = 2c |")).split("|")[2])
+    assert round(80 / b_fit) == 13
+    assert ("| 2·B_simple (the template's b* = 2c ↔ 2·B_noise): D, G, **joint** | 80, 24, **80** | D [60, 100] | "
+            "10× b*_measured; 13× b*_fit; B_simple = tr Σ/‖G‖² of the reference run (McCandlish's noise scale): D 40, "
+            "G 12, joint (the larger) 40, D [30, 50] |") in text.splitlines()
+    assert ("| b*_theory (adam) | — | — | out of scope: this family bounds amsgrad runs, these are sgd |"
+            in text.splitlines())  # an Adam-type bound, SGD runs
     with (tmp_path / "summary.csv").open() as f:
         row = next(csv.DictReader(f))
-    assert float(row["b_star_noise"]) == 40.0
+    assert float(row["b_star_noise"]) == 80.0 and float(row["b_simple"]) == 40.0
     assert float(row["b_star_theory_sgd-frozen"]) == pytest.approx(b["joint"]) and row["b_star_theory_adam"] == ""
 
 
@@ -191,4 +209,107 @@ def test_a_bound_family_is_set_beside_runs_of_the_optimizer_it_models_only(tmp_p
     text = report.write_report(tmp_path, n_resamples=20).read_text()
     assert "| b*_theory (sgd-frozen) | — | — | out of scope: this family bounds sgd runs, these are adam |" in text
     assert "| b*_theory (sgd) | — | — | out of scope" in text
+    # torch's Adam is not monotone: the Adam-type families, which assume it is, are out of scope there too
+    assert "| b*_theory (adam) | — | — | out of scope: this family bounds amsgrad runs, these are adam |" in text
+    fill(tmp_path / "ams", optimizer="amsgrad")
+    text = report.write_report(tmp_path / "ams", n_resamples=20).read_text()
     assert "| b*_theory (adam) | — | — | out of scope" not in text
+    assert "| b*_theory (amsgrad-l1) | — | — | out of scope" not in text
+
+
+def test_the_theorys_own_measure_gets_its_section_figure_and_csv(tmp_path):
+    """Runs whose D measure makes K_ε,D = 96·b/(b − 4) exactly (b*_fit = 8, on the grid b*_measured = 8) and
+    K_ε,G = 2·b: the section's numbers are those, and the ε-mapping reads the running mean at each FID hit."""
+    from theory.schema import write_constants
+
+    k_d = {b: 96 * b // (b - 4) for b in (5, 6, 8, 12, 20)}  # 480, 288, 192, 144, 120
+    with open_store(tmp_path, BASE, "ring8") as store:
+        for b, kd in k_d.items():
+            for seed in range(2):
+                cell, k, kg = Cell(b, seed, 1.0, "sgd"), k_of(b, seed, 1.0), 2 * b
+                # D measured at step 1 (1.0) and at K_ε,D (0.0): its running mean is 1, then 1/K_ε,D ≤ 0.5 = ε².
+                history = [EvalPoint(t, 3.9 if t == k else 10.0, *[math.nan] * 5, 0.0,
+                                     grad_sq_d=1.0 if t == 1 else 0.0 if t == kd else None,
+                                     grad_sq_g=1.0 if t == 1 else 0.0 if t == kg else None)
+                           for t in sorted({0, 1, kd, kg, k})]
+                store.add(cell, RunResult(cell.config(BASE), seed, "reached", k, k, None, "cpu", 1.0, history))
+    path = tmp_path / "c.json"
+    half = math.sqrt(0.5)
+    write_constants(path, {"alpha_D": 9.0, "alpha_G": 9.0, "smoothness_D": 50.0, "smoothness_G": 20.0,
+                           "sigma2_D": 60.0, "sigma2_G": 70.0, "gap_D": 1.4, "gap_G": 0.7}, {"preset": "test"},
+                    epsilon={"sgd-frozen": {"value": half, "players": {"D": half, "G": half}}})
+    lines = report.write_report(tmp_path, str(path), n_resamples=20).read_text().splitlines()
+    assert "### The theory's own measure: the mean squared gradient norm" in lines
+    # median FID K at b = 5: seeds K = round(500·0.95) = 475 and 500, median 487.5
+    assert "| 5 | 480 (2/2) | 10 (2/2) | 480 (2/2) | 480 (2/2) | 487.5 (2/2) |" in lines  # stays: the same here
+    assert "| mean ‖∇_D L_D‖² ≤ ε_D² (K_ε,D) | 8 | [8, 8] | 8 | [8, 8] | 4 | 96 | 1.000 |" in lines
+    assert any(x.startswith("| `sgd-frozen` | ") and "—" not in x for x in lines)
+    # b = 5: seed 0 hits the FID target at 475 < 480 (D's mean still 1), seed 1 at 500 (1/480); G's is 1/10 at both.
+    assert "| 5 | 2/2 | 0.501 [0.00208, 1] | 1/2 | 0.1 [0.1, 0.1] | 2/2 |" in lines
+    assert (tmp_path / "theory_measure.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with (tmp_path / "theory_measure.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 10 and {r["measure"] for r in rows} == {"grad_sq"}
+    assert {(int(r["batch_size"]), int(r["k_eps_d"]), int(r["k_eps_g"]), int(r["k_eps_joint"])) for r in rows} == {
+        (b, kd, 2 * b, kd) for b, kd in k_d.items()}
+    assert all(r["k_stay_joint"] == r["k_eps_joint"] for r in rows)
+
+
+def test_b_star_fit_and_its_interval_on_an_exact_hyperbola(tmp_path):
+    """Median K = K∞·b/(b − c) exactly (K∞ = 105, c = 3: K = 420, 210, 168, 140, 120 at b = 4, 6, 8, 12, 24; seeds
+    at K − d, K, K + d), so the fit must find c = 3 and b*_fit = 2c = 6; the interval printed is
+    empirical.measured.bootstrap's on the same runs."""
+    from empirical.measured import Outcome, bootstrap
+
+    ks = {4: 420, 6: 210, 8: 168, 12: 140, 24: 120}
+    runs = []
+    with open_store(tmp_path, BASE, "ring8") as store:
+        for b, k in ks.items():
+            for seed, steps in enumerate((k - k // 20, k, k + k // 20)):
+                cell = Cell(b, seed)
+                runs.append(Outcome(b, seed, steps))
+                store.add(cell, RunResult(cell.config(BASE), seed, "reached", steps, steps, None, "cpu", 1.0,
+                                          [EvalPoint(steps, 3.0, 0.7, 0.8, 1.0, 1.0, 0.5, 1.0)]))
+    text = report.write_report(tmp_path, n_resamples=200).read_text()
+    boot = bootstrap(runs, n_resamples=200, seed=0)
+    interval = f"[{boot.b_star_fit.low:.3g}, {boot.b_star_fit.high:.3g}]"
+    assert boot.b_star_fit.low < 6 < boot.b_star_fit.high and boot.b_star_fit.low != boot.b_star_fit.high
+    value, printed, note = table_row(text, "b*_fit = 2c")[1:]
+    assert (value, printed) == ("6", interval)
+    assert note == (f"fit of K∞·b/(b − c): c = 3 [{boot.c.low:.3g}, {boot.c.high:.3g}], K∞ = 105 "
+                    f"[{boot.k_inf.low:.4g}, {boot.k_inf.high:.4g}], R² (log K) = 1.000, 5 points")
+    measured = table_row(text, "b*_measured (argmin median SFO)")
+    assert measured[1:3] == ["6", f"[{boot.b_star.low:g}, {boot.b_star.high:g}]"]  # SFO 1680, 1260, 1344, ...
+    with (tmp_path / "summary.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [float(r["median_k"]) for r in rows] == list(ks.values())
+    for r in rows:
+        assert float(r["b_star_fit"]) == pytest.approx(6.0, rel=1e-7)
+        assert float(r["c_fit"]) == pytest.approx(3.0, rel=1e-7)
+        assert float(r["k_inf_fit"]) == pytest.approx(105.0, rel=1e-7)
+        assert float(r["b_star_measured"]) == 6
+
+
+def test_the_report_states_unreached_settled_and_diverged_runs_with_their_counts(tmp_path):
+    statuses = {4: ("diverged", "not_reached", "reached"), 8: ("settled", "reached", "reached"),
+                16: ("reached",) * 3, 32: ("reached", "diverged", "reached")}
+    with open_store(tmp_path, BASE, "ring8") as store:
+        for b, row in statuses.items():
+            for seed, status in enumerate(row):
+                cell, k = Cell(b, seed), 100 + seed
+                reached = status == "reached"
+                store.add(cell, RunResult(cell.config(BASE), seed, status, k if reached else None, k,
+                                          k if status == "diverged" else None, "cpu", 1.0,
+                                          [EvalPoint(k, 3.0 if reached else 9.0, 0.7, 0.8, 1.0, 1.0, 0.5, 1.0)]))
+    lines = report.write_report(tmp_path, n_resamples=20).read_text().splitlines()
+    assert "- Not every run reached the target at b = 4 (1/3), 8 (2/3), 32 (2/3); these runs count as K = ∞ (never " \
+           "as max_steps), and such b are not eligible for b*." in lines
+    assert "- 1 run(s) settled on a noise floor above the target and stopped early (b = 8): at these batch sizes " \
+           "the target lies below what a constant learning rate can reach, the theory's pole, not a failure." in lines
+    assert "- 2 run(s) diverged (NaN/inf); they are recorded as such." in lines
+    text = "\n".join(lines)
+    # K is censored at ∞: b = 4's median (102, ∞, ∞) is ∞; b = 8's (∞, 101, 102) and b = 32's (100, ∞, 102) are 102.
+    assert table_row(text, "4") == ["4", "1/3", "—", "102–102", "—"]
+    assert table_row(text, "8") == ["8", "2/3", "102", "101–102", "816"]
+    assert table_row(text, "32") == ["32", "2/3", "102", "100–102", "3264"]
+    assert table_row(text, "b*_measured (argmin median SFO)")[1] == "16"  # the only b whose seeds all reached

@@ -1,15 +1,18 @@
 """The sweep store: one transaction per run, no duplicates, refusal of foreign configs and corrupt files."""
 
+import csv
 import json
 import math
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
+from dataclasses import replace
 
 import pytest
 
 from empirical.config import TrainConfig, config_from_dict
 from empirical.errors import EmpiricalInputError
-from empirical.store import DB_NAME, Cell, open_store, read_store
+from empirical.store import DB_NAME, MEASURE_COLUMNS, Cell, open_store, read_store
 from empirical.train import EvalPoint, RunResult
 
 BASE = TrainConfig(max_steps=100, eval_every=10, target_fid=5.0)
@@ -67,7 +70,7 @@ def test_another_config_in_the_same_folder_is_refused(tmp_path):
     open_store(tmp_path, BASE.with_(batch_size=512, optimizer="rmsprop"), "ring8").close()
 
 
-NEW_FIELDS = ("data_limit", "lr_table", "eval_growth")  # added after sweep folders had been written
+NEW_FIELDS = ("data_limit", "lr_table", "eval_growth", "measure_batch", "g_fresh_z")  # added after folders existed
 
 
 def test_a_folder_written_before_new_config_fields_still_opens(tmp_path):
@@ -176,3 +179,56 @@ def test_a_folder_made_before_settled_existed_takes_it_and_keeps_its_runs(tmp_pa
         assert rows[Cell(4, 0)].status == "settled"
         assert rows[Cell(8, 1)].status == "not_reached"
         assert store.history(rows[Cell(8, 1)].id)[1:] == old_run.history[1:]
+
+
+MEASURED = {"grad_sq_d": 0.25, "grad_sq_g": 1.5e-3, "vi_gap_d": -0.125, "vi_gap_g": 2.0}
+
+
+def measured_result(cell: Cell) -> RunResult:
+    run = result(cell)
+    return RunResult(run.config, run.seed, run.status, run.steps_to_target, run.steps_run, None, "cpu", 1.5,
+                     [replace(p, **MEASURED) for p in run.history])
+
+
+def test_the_theorys_measures_round_trip_and_are_exported(tmp_path):
+    cell = Cell(16, 0)
+    with open_store(tmp_path, BASE.with_(measure_batch=64), "ring8") as store:
+        store.add(cell, measured_result(cell))
+        store.add(Cell(8, 0), result(Cell(8, 0)))  # not measured: NULL, read back as None
+        rows = {r.cell: r for r in store.runs()}
+        assert store.history(rows[cell].id)[1:] == measured_result(cell).history[1:]
+        assert all(p.grad_sq_d is None and p.vi_gap_g is None for p in store.history(rows[Cell(8, 0)].id))
+        _, history_csv = store.export_csv(tmp_path)
+    with history_csv.open() as f:
+        rows = [row for row in csv.DictReader(f) if row["batch_size"] == "16"]
+    assert {name: float(rows[-1][name]) for name in MEASURED} == MEASURED
+
+
+def _drop_measure_columns(path) -> None:
+    """Make the history table a folder written before the measures existed had (rows kept)."""
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:
+        for name in MEASURE_COLUMNS:
+            db.execute(f"ALTER TABLE history DROP COLUMN {name}")
+
+
+def test_a_folder_made_before_the_measures_opens_resumes_and_keeps_its_runs(tmp_path):
+    """Read-only it reads None for the missing columns; a sweep adds them (nullable) and stores measured runs.
+    Measuring changes no trajectory, so a folder made without it takes runs with it (a preset that now measures
+    resumes its old folders); the G step's fresh z changes the runs, so it is another config."""
+    old = result(Cell(8, 1))
+    with open_store(tmp_path, BASE, "ring8") as store:
+        store.add(Cell(8, 1), old)
+    _drop_measure_columns(tmp_path / DB_NAME)
+    with read_store(tmp_path) as store:
+        (row,) = store.runs()
+        assert store.history(row.id)[1:] == old.history[1:]
+        _, history_csv = store.export_csv(tmp_path)
+    assert history_csv.read_text().splitlines()[0].endswith("grad_sq_d,grad_sq_g,vi_gap_d,vi_gap_g")
+    with open_store(tmp_path, BASE.with_(measure_batch=1024), "ring8") as store:
+        assert store.add(Cell(16, 0), measured_result(Cell(16, 0)))
+        assert store.finished() == {Cell(8, 1), Cell(16, 0)}
+        rows = {r.cell: r for r in store.runs()}
+        assert store.history(rows[Cell(8, 1)].id)[1:] == old.history[1:]
+        assert store.history(rows[Cell(16, 0)].id)[-1].vi_gap_d == MEASURED["vi_gap_d"]
+    with pytest.raises(EmpiricalInputError, match=r"another config \(g_fresh_z False -> True\)"):
+        open_store(tmp_path, BASE.with_(g_fresh_z=True), "ring8")

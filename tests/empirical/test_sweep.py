@@ -1,5 +1,6 @@
 """Sweeps: results independent of the worker count, resume after kill -9, concurrent sweeps, bad input."""
 
+import math
 import os
 import signal
 import sqlite3
@@ -147,3 +148,86 @@ def test_progress_bar_and_csv_export_on_a_finished_folder(reference, capsys):
     lines = (folder / "runs.csv").read_text().splitlines()
     assert len(lines) == 1 + len(rows)
     assert "history.csv" in captured.out and (folder / "history.csv").is_file()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The CLI with a stand-in executor (no training): which cells it runs and stores, and what it says about them.
+
+
+def _fake_outcome(base, cell, status: str) -> sweep.Outcome:
+    from empirical.train import EvalPoint, RunResult
+
+    if status == "error":
+        return sweep.Outcome(cell, None, "RuntimeError: boom")
+    nan = math.nan
+    points = [EvalPoint(step=s, fid=f, loss_d=nan, loss_g=nan, grad_norm_d=nan, grad_norm_g=nan, balance_ratio=nan,
+                        seconds=0.0) for s, f in ((0, 300.0), (10, 150.0))]
+    k = 10 if status == "reached" else None
+    return sweep.Outcome(cell, RunResult(cell.config(base), cell.seed, status, k, 10,
+                                         10 if status == "diverged" else None, "cpu", 0.0, points))
+
+
+@pytest.fixture
+def fake_runs(monkeypatch):
+    """sweep.execute replaced: records the cells it is given; statuses[(b, seed)] picks each outcome (default
+    reached)."""
+    given: list = []
+    statuses: dict = {}
+
+    def execute(base, cells, workers, *args, **kwargs):
+        given.extend(cells)
+        for cell in cells:
+            yield _fake_outcome(base, cell, statuses.get((cell.batch_size, cell.seed), "reached"))
+
+    monkeypatch.setattr(sweep, "execute", execute)
+    return given, statuses
+
+
+def test_a_custom_batch_size_list_gives_exactly_those_cells(tmp_path, capsys, fake_runs):
+    given, _ = fake_runs
+    out = tmp_path / "out"
+    assert sweep.main(["--out", str(out), "--batch-sizes", "24, 3,5,24", "--seeds", "1,0", "--no-progress"]) == 0
+    expected = [(3, 0), (3, 1), (5, 0), (5, 1), (24, 0), (24, 1)]  # duplicates once; smallest b first
+    assert [(c.batch_size, c.seed) for c in given] == expected
+    assert sorted((r[0].batch_size, r[0].seed) for r in table(out)) == expected
+    assert capsys.readouterr().out.startswith(f"{out}: 6 new runs, 6 of 6 cells done in ")
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("-4,8", "--batch-sizes must be positive, got [-4, 8]"),
+    ("4.5", "--batch-sizes must be a comma-separated list, got '4.5'"),
+    ("4;8", "--batch-sizes must be a comma-separated list, got '4;8'"),
+    (",", "--batch-sizes is empty"),
+    ("", "--batch-sizes is empty"),
+])
+def test_invalid_batch_size_lists_give_one_line(tmp_path, capsys, fake_runs, bad, message):
+    assert_refused_in_one_line([f"--batch-sizes={bad}", "--no-progress"], message, tmp_path / "out", capsys)
+    assert fake_runs[0] == []
+
+
+def test_the_cli_states_failed_diverged_and_unreached_runs_with_their_counts(tmp_path, capsys, fake_runs):
+    _, statuses = fake_runs
+    statuses.update({(8, 1): "diverged", (16, 0): "not_reached", (16, 1): "error"})
+    out = tmp_path / "out"
+    args = ["--out", str(out), "--batch-sizes", "8,16", "--seeds", "0,1", "--workers", "1"]
+    assert sweep.main(args) == 1
+    captured = capsys.readouterr()
+    errors = [line for line in captured.err.replace("\r", "\n").splitlines() if line.startswith(sweep.PROG)]
+    assert errors == [f"{sweep.PROG}: run failed, sweep goes on: b=16 seed=1: error: RuntimeError: boom",
+                      f"{sweep.PROG}: error: 1 runs failed (see above); run the same command to retry them"]
+    # The progress bar names each run's outcome as it finishes.
+    for note in ("b=8 seed=0: K=10", "b=8 seed=1: diverged", "b=16 seed=0: not_reached"):
+        assert f"last {note}" in captured.err
+    assert captured.out.startswith(f"{out}: 3 new runs, 3 of 4 cells done in ")
+    assert sorted((r[0].batch_size, r[0].seed, r[1]) for r in table(out)) == [
+        (8, 0, "reached"), (8, 1, "diverged"), (16, 0, "not_reached")]
+    # A rerun retries only the failed cell: failing again it is still the one failure, then it succeeds.
+    statuses.pop((8, 1)), statuses.pop((16, 0))
+    assert sweep.main([*args, "--no-progress"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f"{out}: 0 new runs, 3 of 4 cells done in ")
+    assert captured.err.endswith(f"{sweep.PROG}: error: 1 runs failed (see above); run the same command to retry "
+                                 "them\n")
+    statuses.clear()
+    assert sweep.main([*args, "--no-progress"]) == 0
+    assert capsys.readouterr().out.startswith(f"{out}: 1 new runs, 4 of 4 cells done in ")

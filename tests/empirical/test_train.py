@@ -153,6 +153,10 @@ def test_presets_meet_the_target_floor_rule():
         ({"lr_table": "nope"}, "lr_table must be one of paper-dcgan, paper-wgangp"),
         ({"lr_table": "paper-dcgan", "optimizer": "sgd"}, "lr_table 'paper-dcgan' has no rates for optimizer 'sgd'"),
         ({"lr_table": "paper-dcgan", "lr_d": 1e-3}, r"differ from lr_table 'paper-dcgan' at adam \(0.0003, 0.0001\)"),
+        ({"measure_batch": 1}, "measure_batch must be 0 .off. or an integer >= 2"),
+        ({"measure_batch": -4}, "measure_batch"),
+        ({"measure_batch": True}, "measure_batch"),
+        ({"g_fresh_z": "yes"}, "g_fresh_z must be true or false"),
     ],
 )
 def test_bad_configs_are_refused(changes, message):
@@ -223,3 +227,192 @@ def test_cli_reports_an_unwritable_json_path_in_one_line(capsys, tmp_path):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: cannot write") and err.count("\n") == 1
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# n_critic, the balance ratio and the CLI's outcome lines, each against a count or a hand computation (issue 13 §3).
+
+
+@pytest.mark.parametrize("n_critic", [1, 3])
+def test_each_iteration_is_n_critic_d_steps_on_fresh_data_then_one_g_step(monkeypatch, n_critic):
+    # Adam's own step counter says how often each optimizer stepped; the data source counts the real batches drawn.
+    import empirical.train as train_module
+
+    drawn: list[int] = []
+    load = train_module.load_data
+
+    def counting_load(config, device):
+        data = load(config, device)
+        sample = data.sample
+        data.sample = lambda n, generator: drawn.append(n) or sample(n, generator)
+        return data
+
+    monkeypatch.setattr(train_module, "load_data", counting_load)
+    seen = []
+
+    def observe(checkpoint):
+        steps = [{int(s["step"]) for s in opt.state.values()} for opt in (checkpoint.opt_d, checkpoint.opt_g)]
+        seen.append((checkpoint.step, *steps, len(drawn)))
+
+    config = QUICK.with_(n_critic=n_critic, max_steps=6, eval_every=3, target_fid=1e-6, width=16, n_reference=2000)
+    train(config, seed=0, observe=observe)
+    assert seen == [(0, set(), set(), 0)] + [(k, {n_critic * k}, {k}, n_critic * k) for k in (3, 6)]
+    assert set(drawn) == {QUICK.batch_size}
+
+
+def test_balance_ratio_is_wang_et_al_closed_form():
+    # D(x) = x (a logit), G_before(z) = z, G_after(z) = z + ln 3; σ(ln a) = a/(1 + a) makes every mean exact.
+    from empirical.train import balance_ratio
+
+    d, g_after = torch.nn.Linear(1, 1), torch.nn.Linear(1, 1)
+    with torch.no_grad():
+        d.weight.fill_(1.0), d.bias.zero_(), g_after.weight.fill_(1.0), g_after.bias.fill_(math.log(3))
+    real = torch.tensor([[math.log(4)], [math.log(9)]])  # σ: 4/5, 9/10 -> E[D(x)] = 17/20
+    z = torch.tensor([[0.0], [math.log(1 / 3)]])  # D(G_before(z)) = z, σ: 1/2, 1/4 -> 3/8; after: 3/4, 1/2 -> 5/8
+    bce = balance_ratio(QUICK, d, g_after, real, z, d_fake_before=z.clone())
+    assert bce == pytest.approx((5 / 8 - 3 / 8) / (17 / 20 - 3 / 8), rel=1e-6)  # = 10/19
+    # WGAN-GP: the critic's value itself. E[D(x)] = ln 6, before: −ln 3 / 2, after: ln 3 / 2.
+    critic = balance_ratio(QUICK.with_(loss="wgan-gp"), d, g_after, real, z, d_fake_before=z.clone())
+    assert critic == pytest.approx(math.log(3) / (math.log(6) + math.log(3) / 2), rel=1e-6)
+    assert math.isnan(balance_ratio(QUICK, d, g_after, real, z, d_fake_before=real.clone()))  # no gap: undefined
+
+
+def test_balance_ratio_in_training_compares_d_after_its_step_on_the_same_z():
+    # With α_G so small that G does not move in float32, G_after = G_before: BR must be exactly 0. Taking D before its
+    # update, or another z, for one of the two terms would leave a nonzero ratio.
+    result = train(QUICK.with_(lr_g=1e-30, max_steps=4, eval_every=2, width=16, n_reference=2000), seed=0)
+    assert [p.balance_ratio for p in result.history[1:]] == [0.0, 0.0]
+
+
+def _point(step: int, fid: float):
+    from empirical.train import EvalPoint
+
+    nan = math.nan
+    return EvalPoint(step=step, fid=fid, loss_d=nan, loss_g=nan, grad_norm_d=nan, grad_norm_g=nan,
+                     balance_ratio=nan, seconds=0.0)
+
+
+@pytest.mark.parametrize(("status", "fids", "first_line"), [
+    ("reached", [9.0, 7.0, 5.0, 3.0, 0.5], "K = 40 steps to {target}; SFO = K*b = 1280"),
+    ("not_reached", [9.0, 2.5, 7.25, 6.5, 6.75], "not reached in 40 steps: {target}; best FID 2.500"),
+    # second half of the run: steps 20..40, whose lowest FID is 6.5 (not the 2.5 at step 10, nor the last 6.75)
+    ("settled", [9.0, 2.5, 7.25, 6.5, 6.75], "settled above the target at step 40 (FID no lower than 6.5 over the "
+                                              "second half of the run): {target} is below this batch size's noise "
+                                              "floor"),
+    ("diverged", [9.0, 2.5, 7.25], "diverged (NaN/inf) at step 30; target was {target}"),
+])
+def test_cli_states_the_outcome_with_its_numbers(monkeypatch, capsys, status, fids, first_line):
+    import empirical.train as train_module
+    from empirical.train import RunResult
+
+    def fake_train(config, seed, progress=None):
+        history = [_point(10 * i, f) for i, f in enumerate(fids)]
+        steps = 30 if status == "diverged" else 40
+        return RunResult(config, seed, status, 40 if status == "reached" else None, steps,
+                         30 if status == "diverged" else None, "cpu", 1.5, history)
+
+    monkeypatch.setattr(train_module, "train", fake_train)
+    assert main(["--batch-size", "32", "--target-fid", "1", "--n-eval", "500", "--no-progress"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == first_line.format(target="FID <= 1 at n = 500 (mixture features)")
+    assert lines[-1] == "1.5 s on cpu"
+    assert len(lines) == 1 + 1 + len(fids) + 1  # the outcome, the curve's header, one row per evaluation, the time
+
+
+def test_cli_outcome_lines_of_real_runs(capsys, tmp_path):
+    # Not reached: the budget given on the command line and the best FID of the saved history.
+    quick = ["--batch-size", "32", "--n-eval", "500", "--n-reference", "2000", "--width", "16", "--no-progress"]
+    out = tmp_path / "run.json"
+    assert main([*quick, "--max-steps", "20", "--eval-every", "10", "--target-fid", "1e-6", "--json", str(out)]) == 0
+    best = min(p["fid"] for p in json.loads(out.read_text())["history"])
+    assert capsys.readouterr().out.splitlines()[0] == (
+        f"not reached in 20 steps: FID <= 1e-06 at n = 500 (mixture features); best FID {best:.3f}")
+    # Diverged: SGD at α = 1e12 overflows in its first step, and the first check is the evaluation at step 5.
+    assert main([*quick, "--optimizer", "sgd", "--lr-d", "1e12", "--lr-g", "1e12", "--eval-every", "5"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == (
+        "diverged (NaN/inf) at step 5; target was FID <= 4 at n = 500 (mixture features)")
+
+
+def test_measuring_records_the_theorys_measures_without_changing_the_run():
+    """measure_batch draws from its own generator, on copies of the players: FID and loss histories are the same
+    number for number with it on and off; on, every evaluation has both players' ‖∇L‖² (no θ_ref: no VI gap)."""
+    off = train(QUICK, seed=0)
+    on = train(QUICK.with_(measure_batch=256), seed=0)
+    assert [p.fid for p in on.history] == [p.fid for p in off.history]
+    assert [p.loss_g for p in on.history[1:]] == [p.loss_g for p in off.history[1:]]
+    assert all(p.grad_sq_d is None and p.vi_gap_g is None for p in off.history)
+    assert all(math.isfinite(p.grad_sq_d) and math.isfinite(p.grad_sq_g) for p in on.history)
+    assert all(p.vi_gap_d is None for p in on.history)
+
+
+def test_the_two_halves_estimate_is_unbiased_for_the_full_gradients_squared_norm():
+    """Mean over repeats of ⟨g_A, g_B⟩ (halves of 32 samples) within 4 standard errors of the full gradient's ‖G‖²
+    (halves of 131,072 samples); the plain ‖(g_A + g_B)/2‖², biased by tr Σ/64, is not (D: about 7 s.e. off)."""
+    from empirical.datasets import load_data
+    from empirical.gradients import halves_gradient
+    from empirical.objectives import Game
+    from empirical.train import Measurer, build_models
+
+    config = get_preset("ring8").with_(width=8, depth=1, measure_batch=64, device="cpu")
+    torch.manual_seed(0)
+    g, d = build_models(config, 1)
+    data = load_data(config, torch.device("cpu"))
+    measurer = Measurer(config, data, torch.device("cpu"), seed=0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny ops: one thread is faster, and the repeats are many
+    try:
+        repeats = [measurer.gradients(g, d) for _ in range(300)]
+    finally:
+        torch.set_num_threads(threads)
+    game, rng = Game(config, g, d, data), torch.Generator().manual_seed(5)
+    for p in ("D", "G"):
+        full = halves_gradient(game.module(p), game.loss(p), game.batch(p, 2**17, rng), game.batch(p, 2**17, rng))
+        unbiased = torch.tensor([r[p][0] for r in repeats], dtype=torch.float64)
+        plain = torch.tensor([float(r[p][1] @ r[p][1]) for r in repeats], dtype=torch.float64)
+        assert abs(float(unbiased.mean()) - full.norm_sq) < 4 * float(unbiased.std()) / len(repeats) ** 0.5, p
+        if p == "D":
+            assert abs(float(plain.mean()) - full.norm_sq) > 4 * float(plain.std()) / len(repeats) ** 0.5
+
+
+def test_the_vi_gap_is_zero_at_the_reference_point_and_linear_in_its_offset():
+    from empirical.datasets import load_data
+    from empirical.train import Measurer, build_models, flat_parameters
+
+    config = QUICK.with_(measure_batch=64)
+    torch.manual_seed(0)
+    g, d = build_models(config, 1)
+    data = load_data(config, torch.device("cpu"))
+    here = {"D": flat_parameters(d), "G": flat_parameters(g)}
+    at = Measurer(config, data, torch.device("cpu"), 0, reference=here)(g, d)
+    assert at["vi_gap_d"] == 0.0 and at["vi_gap_g"] == 0.0 and at["grad_sq_d"] != 0.0
+    shifted = {p: t - 1.0 for p, t in here.items()}  # θ − θ_ref = 1: the gap is the sum of the gradient's entries
+    measurer = Measurer(config, data, torch.device("cpu"), 0, reference=shifted)
+    grads = Measurer(config, data, torch.device("cpu"), 0).gradients(g, d)  # the same draws (same seed)
+    gap = measurer(g, d)
+    assert gap["vi_gap_d"] == pytest.approx(float(grads["D"][1].sum()), rel=1e-12)
+    with pytest.raises(EmpiricalInputError, match="reference point has 3 parameters for D"):
+        Measurer(config, data, torch.device("cpu"), 0, reference={"D": torch.zeros(3), "G": here["G"]})(g, d)
+
+
+def test_the_reference_point_is_one_independent_run_cached_by_config(tmp_path, monkeypatch):
+    """θ_ref of a neural preset: the final parameters of a seed-REFERENCE_SEED run of max_steps, written once to the
+    cache and read back (no second training); another config gets another file; lqgan's is its exact θ*."""
+    import empirical.reference_point as rp
+    from empirical.benchmarks.lqgan import target
+    from empirical.benchmarks.lqgan_floor import equilibrium
+    from empirical.train import flat_parameters
+
+    config = QUICK.with_(max_steps=20, measure_batch=64)
+    point = rp.reference_point(config, tmp_path)
+    assert sorted(point) == ["D", "G"] and point["D"].dtype == torch.float64
+    final = {}
+    run = train(rp.reference_config(config), rp.REFERENCE_SEED,
+                observe=lambda c: final.update(D=c.discriminator, G=c.generator))
+    assert run.steps_run == 20 and run.status == NOT_REACHED
+    assert torch.equal(point["D"], flat_parameters(final["D"])) and torch.equal(point["G"], flat_parameters(final["G"]))
+    assert len(list(tmp_path.glob("reference-*.pt"))) == 1
+    monkeypatch.setattr(rp, "train", lambda *a, **k: pytest.fail("a cached reference point was trained again"))
+    assert torch.equal(rp.reference_point(config.with_(measure_batch=512, floor=True), tmp_path)["G"], point["G"])
+    assert rp.cache_key(config) != rp.cache_key(config.with_(lr_g=1e-4))
+    exact = rp.reference_point(get_preset("lqgan"))
+    assert torch.equal(torch.cat([exact["G"], exact["D"]]), torch.as_tensor(equilibrium(target())))

@@ -15,7 +15,9 @@ from theory.measured import DEFAULT_PRESET, load_measured, measured_presets
 from theory.schema import write_constants
 
 RING8 = "measured on preset ring8 (theory/measured/ring8.json)"
-RING8_EPSILON = "the ε the ring8 reference run reached (theory/measured/ring8.json)"
+# ring8's file gives each player its own ε (theory/measured/ring8.json's "players")
+RING8_EPSILONS = ("ε_D is from the ε_D the ring8 reference run reached (theory/measured/ring8.json), "
+                  "ε_G is from the ε_G the ring8 reference run reached (theory/measured/ring8.json)")
 
 
 def run_json(capsys, *argv):
@@ -28,8 +30,11 @@ def test_json_contract(capsys):
     assert set(out["b_star"]) == {"D", "G", "joint"}
     assert {"D", "G"} <= set(out["K_inf"])
     assert out["constants"]["alpha_D"] == {"value": 2e-4, "source": "flag --alpha-d"}
-    eps2 = out["epsilon"]["value"] ** 2
+    # ring8's file gives each player its own ε (D's is the smaller); "epsilon" is the larger, for one-ε readers
+    assert out["epsilon"]["value"] == max(out["epsilon_players"][p]["value"] for p in "DG")
+    assert out["epsilon_players"]["D"]["value"] < out["epsilon_players"]["G"]["value"]
     for p in "DG":
+        eps2 = out["epsilon_players"][p]["value"] ** 2
         assert out["b_star"][p] == pytest.approx(2 * out["B"][p] / (eps2 - out["C"][p]), rel=1e-12)
         assert out["K_inf"][p] == pytest.approx(out["A"][p] / (eps2 - out["C"][p]), rel=1e-12)
     assert out["b_star_case"] in {"D", "G", "crossing"}
@@ -61,10 +66,21 @@ def test_without_flags_the_constants_and_epsilon_are_ring8s_measured_ones(capsys
     assert set(out["constants"]) == set(keys)
     for key in keys:
         assert out["constants"][key] == {"value": ring8.values[key], "source": RING8}, key
-    assert "measured" in RING8
-    assert out["epsilon"] == {"value": ring8.epsilon[DEFAULT_FAMILY], "source": RING8_EPSILON}
+    assert out["epsilon"] == {"value": ring8.epsilon[DEFAULT_FAMILY],
+                              "source": "the ε_G the ring8 reference run reached (theory/measured/ring8.json)"}
+    assert {p: e["value"] for p, e in out["epsilon_players"].items()} == ring8.epsilon_players[DEFAULT_FAMILY]
     assert out["noise_scale"] == ring8.noise_scale
     assert run_json(capsys, "--preset", "ring8") == out
+    # the text output prints each constant's value from the file and the file it was measured in
+    assert main([]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    start = lines.index("constants") + 1
+    printed = {}
+    for line in lines[start:start + len(keys)]:
+        key, value, source = line.split(maxsplit=2)
+        printed[key] = (float(value), source)
+    assert printed == {k: (float(f"{ring8.values[k]:.7g}"), "measured on preset ring8 (theory/measured/ring8.json)")
+                       for k in keys}
 
 
 def test_the_default_family_gives_a_prediction_with_the_measured_defaults(capsys):
@@ -72,11 +88,16 @@ def test_the_default_family_gives_a_prediction_with_the_measured_defaults(capsys
     for argv in ([], ["--alpha-d", "2e-4", "--alpha-g", "5e-5"]):
         out = run_json(capsys, *argv)
         assert 0 < out["b_star"]["joint"] < math.inf
-    # the other shipped families cannot: their floors exceed the ε² the ring8 run reached
-    for family in ("adam", "adam-cs", "sgd"):
+    # sgd cannot: its coupling floor exceeds the ε² the ring8 run reached
+    assert main(["--family", "sgd"]) == 2
+    err = capsys.readouterr().err
+    assert "not certifiable by this bound: ε_G² = " in err and err.rstrip().endswith(RING8_EPSILONS), err
+    # the Adam-type families get no ε from ring8 (its VI gap at θ_ref is negative): their defaults, said so
+    for family in ("adam", "adam-cs"):
         assert main(["--family", family]) == 2
         err = capsys.readouterr().err
-        assert "target unreachable" in err and err.rstrip().endswith(f"ε is from {RING8_EPSILON}"), err
+        assert "not certifiable by this bound: ε_G² = " in err, err
+        assert f"ε is from default: {get_family(family).epsilon.source}" in err, err
 
 
 @pytest.mark.parametrize("preset", measured_presets())
@@ -136,17 +157,19 @@ def test_resolve_constants_layers_flags_file_defaults_family():
 def test_text_output_has_table_b_star_and_closed_forms(capsys):
     assert main(["--alpha-d", "2e-4", "--alpha-g", "5e-5"]) == 0
     text = capsys.readouterr().out
-    assert "K_P(b) = A_P·b / ((ε² − C_P)·b − B_P)" in text
-    assert "b*_P = argmin N_P = 2·B_P / (ε² − C_P)" in text
+    assert "K_P(b) = A_P·b / ((ε_P² − C_P)·b − B_P)" in text  # ring8's ε_D ≠ ε_G: each player's own
+    assert "b*_P = argmin N_P = 2·B_P / (ε_P² − C_P)" in text
     assert "critical batch size b* =" in text
     assert "sympy proofs: 20/20 facts hold" in text
     assert "flag --alpha-d" in text
     ring8 = load_measured("ring8")
     assert "alpha_G       5e-05        flag --alpha-g" in text
     assert f"gap_G         {ring8.values['gap_G']:<12.7g} {RING8}" in text
-    assert f"[{RING8_EPSILON}]" in text
+    assert "[the ε_D the ring8 reference run reached (theory/measured/ring8.json)]" in text
     noise = ring8.noise_scale
-    assert "noise-scale prediction (McCandlish B_simple" in text and f"D {noise['D']:.5g}, G {noise['G']:.5g}" in text
+    assert "noise-scale prediction b* ≈ 2·B_simple" in text
+    assert (f"D {2 * noise['D']:.5g} (B_simple {noise['D']:.5g}), G {2 * noise['G']:.5g} (B_simple {noise['G']:.5g})"
+            in text)
 
 
 def test_constants_file_round_trip(tmp_path, capsys):
@@ -197,8 +220,8 @@ def test_the_files_epsilon_and_noise_scale_are_used(tmp_path, capsys):
     assert f"target: ε = 0.5 (ε² = 0.25)   [file {path} (the ε the measured run reached)]" in text
     lines = text.splitlines()
     at = next(i for i, line in enumerate(lines) if "critical batch size b* =" in line)
-    assert lines[at + 1].startswith("  noise-scale prediction (McCandlish B_simple")
-    assert lines[at + 1].endswith(": D 12.3, G 45.6")
+    assert lines[at + 1].startswith("  noise-scale prediction b* ≈ 2·B_simple")
+    assert lines[at + 1].endswith(": D 24.6 (B_simple 12.3), G 91.2 (B_simple 45.6)")
 
 
 def test_without_epsilon_for_the_family_the_default_is_used(tmp_path, capsys):
@@ -218,11 +241,22 @@ def test_plot_and_latex(tmp_path, capsys):
     assert r"\begin{align*}" in tex and "b^*_D" in tex and r"\end{align*}" in tex
 
 
-def test_unreachable_epsilon_names_the_smallest_reachable(capsys):
+def test_an_uncertifiable_epsilon_names_each_floor_and_the_smallest_certifiable(capsys):
     floors = run_json(capsys, "--family", "adam", "--epsilon", "1e4")["C"]
+    assert floors["G"] > floors["D"] > 0.25  # ε² = 0.25 lies below both floors: both are named, G's first
     assert main(["--family", "adam", "--epsilon", "0.5"]) == 2
     err = capsys.readouterr().err
-    assert f"ε > {math.sqrt(max(floors.values())):.6g}" in err and err.rstrip().endswith("ε is from flag --epsilon")
+    assert err == (
+        f"theory.critical: error: not certifiable by this bound: ε_G² = 0.25 <= C_G = {floors['G']:.6g}, the "
+        f"generator's floor for family 'adam' (it certifies only ε_G > {math.sqrt(floors['G']):.6g}); and "
+        f"ε_D² = 0.25 <= C_D = {floors['D']:.6g}, the discriminator's floor for family 'adam' (it certifies only "
+        f"ε_D > {math.sqrt(floors['D']):.6g}); ε is from flag --epsilon\n")
+    # a per-player target above D's floor leaves only G's named, with both sources
+    eps_d = 1.01 * math.sqrt(floors["D"])
+    assert main(["--family", "adam", "--epsilon-d", repr(eps_d), "--epsilon-g", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "ε_D²" not in err and f"ε_G² = 0.25 <= C_G = {floors['G']:.6g}" in err
+    assert err.rstrip().endswith("ε_D is from flag --epsilon-d, ε_G is from flag --epsilon-g")
 
 
 def _bad_inputs(tmp_path):
@@ -252,9 +286,12 @@ def _bad_inputs(tmp_path):
         (["--family", "nope"], "unknown family 'nope'"),
         (["--epsilon", "0"], "epsilon must be a positive finite number"),
         (["--epsilon", "nan"], "epsilon must be a positive finite number"),
-        (["--family", "sgd", "--epsilon", "1e-3"], "target unreachable"),
+        (["--epsilon-d", "0"], "epsilon_D must be a positive finite number, got 0.0"),
+        (["--epsilon", "1", "--epsilon-g=-inf"], "epsilon_G must be a positive finite number, got -inf"),
+        (["--epsilon-g", "x"], "argument --epsilon-g: not a number: 'x'"),
+        (["--family", "sgd", "--epsilon", "1e-3"], "not certifiable by this bound: ε_G² = 1e-06 <= C_G = "),
         (["--family", "adam"], "the generator's floor for family 'adam'"),
-        (["--family", "sgd"], f"; ε is from {RING8_EPSILON}"),
+        (["--family", "sgd"], f"; {RING8_EPSILONS}"),
         (["--preset", "nope"], "argument --preset: invalid choice: 'nope'"),
         (["--preset", "ring8", "--constants", str(tmp_path / "x.json")], "not allowed with argument --preset"),
         (["--family", "sgd", "--alpha-d", "0.5"], "needs alpha_D*smoothness_D <= 1"),
@@ -276,13 +313,18 @@ def _bad_inputs(tmp_path):
         (["--constants", str(unknown)], "unknown constants alpha_X"),
         (["--constants", str(nan)], "NaN is not a finite number"),
         (with_sections("neg.json", epsilon={"sgd": -0.5}), "epsilon.sgd must be > 0, got -0.5"),
-        (with_sections("fam.json", epsilon={"sdg": 0.5}), 'unknown family sdg (known: adam, adam-cs, sgd, sgd-frozen)'),
+        (with_sections("fam.json", epsilon={"sdg": 0.5}),
+         'unknown family sdg (known: adam, adam-cs, amsgrad-l1, sgd, sgd-frozen)'),
         (with_sections("ns.json", noise_scale={"D": 1.0, "X": 2.0}), '"noise_scale" has unknown player X'),
         (with_sections("iv.json", noise_scale={"D": {"value": 5.0, "interval": [6.0, 7.0]}}),
          "noise_scale.D interval must be [lo, hi] with lo <= value <= hi"),
         (with_sections("iv2.json", epsilon={"sgd": {"value": 0.5, "interval": [0.1, 0.2]}}),
          "epsilon.sgd interval must be [lo, hi]"),
-        (with_sections("low.json", epsilon={"sgd": 0.01}), "target unreachable: ε² = 0.0001 <= C_"),
+        (with_sections("low.json", epsilon={"sgd": 0.01}), "not certifiable by this bound: ε_G² = 0.0001 <= C_G"),
+        (with_sections("pl.json", epsilon={"sgd": {"value": 1.0, "players": {"D": 1.0}}}),
+         'epsilon.sgd players must be {"D": value, "G": value}, got [\'D\']'),
+        (with_sections("pl2.json", epsilon={"sgd": {"value": 1.0, "players": {"D": 1.0, "G": 0}}}),
+         "epsilon.sgd players.G must be a positive finite number, got 0"),
         (with_sections("low2.json", epsilon={"sgd": 0.01}), f"ε is from file {tmp_path / 'low2.json'} (the ε"),
         (["--plot", str(tmp_path / "bad.json" / "x.png")], "cannot write plot"),
         (["--no-such-flag"], "unrecognized arguments"),

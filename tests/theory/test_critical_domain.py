@@ -109,8 +109,8 @@ def assert_json_result(out: str, argv) -> None:
     for what in ("A", "B", "domain_edge"):
         assert all(positive_finite(v) for v in doc[what].values()), (argv, what, doc[what])
     assert all(math.isfinite(v) and v >= 0 for v in doc["C"].values()), argv
-    eps2 = Fraction(doc["epsilon"]["value"]) ** 2
     for p in "DG":
+        eps2 = Fraction(doc["epsilon_players"][p]["value"]) ** 2  # the player's own target
         b_star, K_inf, C = (Fraction(doc[w][p]) for w in ("b_star", "K_inf", "C"))
         assert b_star == 2 * Fraction(doc["domain_edge"][p]), argv
         assert close(Fraction(doc["K_at_b_star"][p]), 2 * K_inf), argv
@@ -211,7 +211,11 @@ def cli_runs(draw):
     for key, value in drawn.items():
         argv += [flag(key), repr(value)]
     if epsilon is not None:
-        argv += ["--epsilon", repr(epsilon)]
+        split = draw(st.sampled_from([None, None, "d", "g"]))  # sometimes one player's target set apart
+        if split is None:
+            argv += ["--epsilon", repr(epsilon)]
+        else:  # ε for the other player, and up to 4x it (still above the floor where ε is) for this one
+            argv += ["--epsilon", repr(epsilon), f"--epsilon-{split}", repr(epsilon * draw(st.floats(1.0, 4.0)))]
     if draw(st.booleans()):
         argv += ["--batch-sizes", ",".join(map(repr, draw(batch_lists)))]
     mode = draw(st.sampled_from(["--json", "--json", "text", "--latex", "--proofs"]))
@@ -226,13 +230,17 @@ def test_every_flag_over_the_whole_float64_range(run, capsys):
 
 
 @examples(30)
-@given(inputs=family_inputs(every=True), noise=st.tuples(POSITIVE, POSITIVE), mode=st.sampled_from(["--json", "text"]))
-def test_a_constants_file_over_the_whole_float64_range(inputs, noise, mode, capsys):
+@given(inputs=family_inputs(every=True), noise=st.tuples(POSITIVE, POSITIVE), mode=st.sampled_from(["--json", "text"]),
+       g_factor=st.none() | st.floats(1.0, 4.0))
+def test_a_constants_file_over_the_whole_float64_range(inputs, noise, mode, g_factor, capsys):
     family, _, values, epsilon = inputs
+    entry = epsilon  # one ε, or (g_factor) per-player values with ε_G = g_factor·ε_D where that is finite
+    if epsilon is not None and g_factor is not None and math.isfinite(epsilon * g_factor):
+        entry = {"value": epsilon * g_factor, "players": {"D": epsilon, "G": epsilon * g_factor}}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "constants.json"
         write_constants(path, values, {"preset": "hypothesis"}, noise_scale=dict(zip("DG", noise, strict=True)),
-                        epsilon={} if epsilon is None else {family.name: epsilon})
+                        epsilon={} if epsilon is None else {family.name: entry})
         argv = ["--family", family.name, "--constants", str(path)] + ([mode] if mode != "text" else [])
         assert_outcome(*run_cli(capsys, argv), argv, mode)
 
@@ -312,18 +320,24 @@ REFUSED = [
     (["--alpha-d", "5e-324"], "A_D = 2·Δ_D/α_D = 5.5918e+323 overflows float64"),
     (["--gap-d", "1e308", "--alpha-d", "1e-300"], "A_D = 2·Δ_D/α_D = 2e+608 overflows float64"),
     (["--sigma2-d", "5e-324"], "B_D = L_D·α_D·σ²_D = 3.1085e-325 underflows float64"),
-    (["--epsilon", "1e300"], "c_D = B_D/(ε² − C_D) = 3.63442e-600 underflows float64"),
-    (["--epsilon", "1e-300"], "ε² − C_D = 1e-600"),  # ε² underflowed to 0: "unreachable, ε > 0" before
-    (["--family", "sgd", "--grad-bound-d", "1e200"], "target unreachable: ε² = 3.29512 <= C_G = 5.04746e+201"),
+    (["--epsilon", "1e300"], "c_D = B_D/(ε_D² − C_D) = 3.63441e-600 underflows float64"),
+    (["--epsilon", "1e-300"], "ε_D² − C_D = 1e-600"),  # ε² underflowed to 0: "not certifiable, ε > 0" before
+    (["--epsilon-g", "1e-300"], "ε_G² − C_G = 1e-600"),  # the same for one player's own target
+    (["--family", "sgd", "--grad-bound-d", "1e200"],
+     "not certifiable by this bound: ε_G² = 3.29511 <= C_G = 5.04746e+201"),
     (["--family", "sgd", "--cross-lip-d", "1e308"], "C_D = 4.73955e+308"),
     (["--batch-sizes", "1e306"], "batch size 1e+306: N(b) = b·K(b)"),
     (["--family", "sgd", "--alpha-d", "1e300", "--smoothness-d", "1e10"], "got alpha_D*smoothness_D = 1e+310"),
     # sympy 1.14 raised ValueError simplifying sqrt(G_G² + σ²_G) = sqrt(1e8 + 5e-324) exactly (sympy#28621)
     (["--family", "adam-cs", "--sigma2-g", "5e-324", "--grad-bound-g", "10000"], "<= C_G = 2.5e+12"),
-    # ε² = C_D = 2·M_D·α_G·sqrt(G_G² + σ²_G)/α_D = 2·0.5·sqrt(16) exactly: unreachable, decided exactly
+    # ε² = C_D = 2·M_D·α_G·sqrt(G_G² + σ²_G)/α_D = 2·0.5·sqrt(16) exactly: not certifiable, decided exactly
     (["--family", "sgd", "--epsilon", "2", "--cross-lip-d", "0.5", "--cross-lip-g", "0", "--alpha-d", "1",
       "--alpha-g", "1", "--smoothness-d", "1", "--smoothness-g", "1", "--grad-bound-g", "0", "--sigma2-g", "16"],
-     "target unreachable: ε² = 4 <= C_D = 4"),
+     "not certifiable by this bound: ε_D² = 4 <= C_D = 4"),
+    # the same with ε_D alone at the floor, and ε_G far above G's: only D is named
+    (["--family", "sgd", "--epsilon-d", "2", "--epsilon-g", "1e3", "--cross-lip-d", "0.5", "--cross-lip-g", "0",
+      "--alpha-d", "1", "--alpha-g", "1", "--smoothness-d", "1", "--smoothness-g", "1", "--grad-bound-g", "0",
+      "--sigma2-g", "16"], "not certifiable by this bound: ε_D² = 4 <= C_D = 4, the discriminator's floor"),
 ]
 
 

@@ -16,7 +16,8 @@ def test_shipped_family_is_proven_to_fit_the_template(name):
     family = FAMILIES[name]
     check_family(family)
     facts = bounds_for(family).facts
-    assert len(facts) == 6  # A > 0, B > 0, C >= 0 for both players
+    lemmas = family.lemmas() if family.lemmas is not None else ()
+    assert len(facts) == 6 + len(lemmas)  # A > 0, B > 0, C >= 0 for both players, then the derivation's own steps
     assert all(f.holds for f in facts)
 
 

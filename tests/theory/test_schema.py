@@ -93,12 +93,23 @@ def test_both_sections_are_optional_and_written_only_when_given(tmp_path):
     "sections, message",
     [
         ({"epsilon": []}, '"epsilon" must be an object of family -> value'),
-        ({"epsilon": {"nope": 1.0}}, '"epsilon" has unknown family nope (known: adam, adam-cs, sgd, sgd-frozen)'),
+        ({"epsilon": {"nope": 1.0}},
+         '"epsilon" has unknown family nope (known: adam, adam-cs, amsgrad-l1, sgd, sgd-frozen)'),
         ({"epsilon": {"sgd": -0.1}}, "epsilon.sgd must be > 0, got -0.1"),
         ({"epsilon": {"sgd": 0}}, "epsilon.sgd must be > 0"),
         ({"epsilon": {"sgd": "0.1"}}, "epsilon.sgd must be a finite number"),
         ({"epsilon": {"sgd": {"value": 1, "interval": [2, 3]}}}, "epsilon.sgd interval must be [lo, hi]"),
         ({"epsilon": {"adam": {"value": 1, "units": "x"}}}, "epsilon.adam has unknown fields units"),
+        ({"epsilon": {"sgd": {"value": 1, "players": [1, 2]}}}, 'epsilon.sgd players must be {"D": value, "G": value}'),
+        ({"epsilon": {"sgd": {"value": 1, "players": {"D": 1, "G": 2, "X": 3}}}},
+         "epsilon.sgd players must be {\"D\": value, \"G\": value}, got ['D', 'G', 'X']"),
+        ({"epsilon": {"sgd": {"value": 1, "players": {"D": 1, "G": "2"}}}},
+         "epsilon.sgd players.G must be a positive finite number, got '2'"),
+        ({"epsilon": {"sgd": {"value": 1, "players": {"D": -1.0, "G": 2}}}},
+         "epsilon.sgd players.D must be a positive finite number, got -1.0"),
+        ({"epsilon": {"sgd": {"value": 1, "players": {"D": True, "G": 2}}}}, "players.D must be a positive finite"),
+        ({"noise_scale": {"D": {"value": 1.0, "players": {"D": 1.0, "G": 1.0}}}},
+         "noise_scale.D has unknown fields players"),
         ({"noise_scale": {"X": 1.0}}, '"noise_scale" has unknown player X (known: D, G)'),
         ({"noise_scale": {"D": -5.0}}, "noise_scale.D must be > 0"),
         ({"noise_scale": {"G": {"value": 5.0, "n": 0}}}, "noise_scale.G n must be a positive integer"),
@@ -119,3 +130,17 @@ def test_the_documented_example_is_a_valid_file():
     example = json.loads(text.split("```json\n", 1)[1].split("```", 1)[0])
     got = parse_constants(example, "docs/constants-schema.md")
     assert set(got.epsilon) == {"sgd", "adam"} and set(got.noise_scale) == {"D", "G"}
+
+
+def test_per_player_epsilon_round_trips_and_old_entries_mean_both_players(tmp_path):
+    path = tmp_path / "c.json"
+    epsilon = {"sgd": {"value": 1.1657, "players": {"D": 0.5942, "G": 1.1657}, "method": "mean ‖∇L‖², per player"},
+               "adam": {"value": 0.5, "interval": [0.4, 0.6]}, "adam-cs": 0.7}
+    write_constants(path, {"alpha_D": 2e-4}, {"preset": "lqgan"}, epsilon=epsilon)
+    got = load_constants(path)
+    assert got.epsilon == {"sgd": 1.1657, "adam": 0.5, "adam-cs": 0.7}  # the single values, as before
+    assert got.epsilon_players == {"sgd": {"D": 0.5942, "G": 1.1657}, "adam": {"D": 0.5, "G": 0.5},
+                                   "adam-cs": {"D": 0.7, "G": 0.7}}
+    assert got.epsilon_details["sgd"] == {"players": {"D": 0.5942, "G": 1.1657}, "method": "mean ‖∇L‖², per player"}
+    assert json.loads(path.read_text())["epsilon"]["sgd"]["players"] == {"D": 0.5942, "G": 1.1657}
+    assert parse_constants(_document(), "x.json").epsilon_players == {}
