@@ -397,6 +397,9 @@ def _values() -> dict[str, Callable[[], str]]:
     for p in committed_presets():
         g = lambda p=p: _main_group(p)  # noqa: E731 - a deferred lookup per preset
         out[f"{p}.b_star"] = lambda g=g: str(g().b_star)
+        out[f"{p}.b_star.interval"] = lambda g=g: (
+            f"[{g().boot.b_star.low:g}, {g().boot.b_star.high:g}]" if g().boot.b_star else "—")
+        out[f"{p}.fit.c"] = lambda g=g: _fmt(g().fit.c)
         out[f"{p}.fit.r2"] = lambda g=g: f"{g().fit.r2:.2f}"
         out[f"{p}.fit.b_star"] = lambda g=g: _fmt(g().fit.b_star)
         out[f"{p}.floor.b_star"] = lambda g=g: _fmt(g().floor.prediction.b_star)
@@ -536,6 +539,9 @@ FIGURES = {  # published figure -> (preset, the report's figure file)
 }
 
 
+CLI_FIGURES = {"docs/img/theory_critical.png": "--preset lqgan"}  # figure -> python -m theory.critical ARGS --plot
+
+
 def write(root: Path = ROOT) -> list[str]:
     """Re-render every page's marked places and copy the report figures; return the pages changed."""
     changed = []
@@ -549,6 +555,8 @@ def write(root: Path = ROOT) -> list[str]:
     folders = {preset: report_figures(preset) for preset in {p for p, _ in FIGURES.values()}}
     for target, (preset, name) in FIGURES.items():
         shutil.copy(folders[preset] / name, root / target)
+    for target, args in CLI_FIGURES.items():
+        theory_critical_output(f"{args} --plot {root / target}")
     return changed
 
 

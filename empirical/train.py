@@ -438,9 +438,12 @@ def main(argv: list[str] | None = None) -> int:
     if result.status == REACHED:
         print(f"K = {result.steps_to_target} steps to {target}; SFO = K*b = {result.sfo}")
     elif result.status == SETTLED:
-        floor = min(p.fid for p in result.history[len(result.history) // 2:])
-        print(f"settled above the target at step {result.steps_run} (FID no lower than {floor:.3g} over the second "
-              f"half of the run): {target} is below this batch size's noise floor")
+        # the stopper's window: evaluations in (t/2, t] by step, not the second half of the evaluations by count
+        # (with a growing schedule those cover more than half the steps)
+        last = result.history[-1].step
+        floor = min(p.fid for p in result.history if p.step > last / 2)
+        print(f"settled above the target at step {result.steps_run} (FID no lower than {floor:.3g} over steps "
+              f"{last // 2}..{last}): {target} is below this batch size's noise floor")
     elif result.status == DIVERGED:
         print(f"diverged (NaN/inf) at step {result.diverged_at}; target was {target}")
     else:

@@ -59,6 +59,7 @@ def test_a_changed_number_is_named_and_write_fixes_it(tmp_path, monkeypatch):
     page.write_text("b* = <!--v lqgan.b_star-->15<!--/v-->, fit <!--v lqgan.fit.b_star-->5.73<!--/v-->\n")
     monkeypatch.setattr(published, "PAGES", ("page.md",))
     monkeypatch.setattr(published, "FIGURES", {})
+    monkeypatch.setattr(published, "CLI_FIGURES", {})
     assert published.stale(tmp_path) == ["page.md: lqgan.b_star"]
     assert published.write(tmp_path) == ["page.md"]
     assert page.read_text() == "b* = <!--v lqgan.b_star-->16<!--/v-->, fit <!--v lqgan.fit.b_star-->5.73<!--/v-->\n"

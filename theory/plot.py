@@ -84,8 +84,10 @@ def plot_analysis(analysis: Analysis, path: str | Path) -> None:
     for p, r in players.items():
         axes[0].axhline(float(axis(r.K_inf)), color=COLOURS[p], ls="--", lw=0.8, alpha=0.7)
     axes[0].legend(fontsize=8)
-    eps = analysis.epsilon.value
-    fig.suptitle(f"family '{analysis.family.name}', ε = {eps:g}: dotted = b*, dashed = K(∞); "
+    e = analysis.epsilon_players
+    target = (f"ε_D = {e['D'].value:g}, ε_G = {e['G'].value:g}" if analysis.per_player_epsilon
+              else f"ε = {analysis.epsilon.value:g}")
+    fig.suptitle(f"family '{analysis.family.name}', {target}: dotted = b*, dashed = K(∞); "
                  f"joint b* case: {analysis.joint.case}", fontsize=10)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

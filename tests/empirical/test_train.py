@@ -295,10 +295,10 @@ def _point(step: int, fid: float):
 @pytest.mark.parametrize(("status", "fids", "first_line"), [
     ("reached", [9.0, 7.0, 5.0, 3.0, 0.5], "K = 40 steps to {target}; SFO = K*b = 1280"),
     ("not_reached", [9.0, 2.5, 7.25, 6.5, 6.75], "not reached in 40 steps: {target}; best FID 2.500"),
-    # second half of the run: steps 20..40, whose lowest FID is 6.5 (not the 2.5 at step 10, nor the last 6.75)
-    ("settled", [9.0, 2.5, 7.25, 6.5, 6.75], "settled above the target at step 40 (FID no lower than 6.5 over the "
-                                              "second half of the run): {target} is below this batch size's noise "
-                                              "floor"),
+    # the window (20, 40] by step: steps 30 and 40, whose lowest FID is 6.5 (not the 2.5 at step 10, nor the
+    # 7.25 at step 20, which lies on the window's edge, nor the last 6.75)
+    ("settled", [9.0, 2.5, 7.25, 6.5, 6.75], "settled above the target at step 40 (FID no lower than 6.5 over "
+                                              "steps 20..40): {target} is below this batch size's noise floor"),
     ("diverged", [9.0, 2.5, 7.25], "diverged (NaN/inf) at step 30; target was {target}"),
 ])
 def test_cli_states_the_outcome_with_its_numbers(monkeypatch, capsys, status, fids, first_line):
