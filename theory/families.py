@@ -226,13 +226,10 @@ AMSGRAD_L1 = BoundFamily(
     lemmas=amsgrad_l1_facts,
 )
 
-# The CLI's default family: the only shipped family that certifies, with the constants measured on ring8
-# (theory/measured/ring8.json), the ε the ring8 reference run reached, both at ring8's own α (1e-3 / 2.5e-4:
-# b* = 2.21) and at the README's α (2e-4 / 5e-5: b* = 0.44). The others say "not certifiable by this bound" there:
-# the floor C of `adam` and `adam-cs` divides by the measured h_min (≈ Adam's eps 1e-8 on dead coordinates),
-# so C_G ≈ 1e5 against ε² = 0.24, and the TTUR coupling floor of `sgd` is C_G ≈ 407 against ε² = 3.3
-# (docs/constants.md); amsgrad-l1 avoids h_min but pays sqrt(d)/sqrt(1 − β2) in C (docs/theory.md §3a).
-# sgd-frozen has C = 0, so it certifies every target.
+# The CLI's default family: the only shipped family with no floor (C = 0), so it certifies any ε. Every other
+# family's floor exceeds the ε² the presets' reference runs reached (docs/constants.md renders the numbers from
+# theory/measured/*.json): `adam` and `adam-cs` divide by the measured h_min (≈ Adam's eps on dead coordinates),
+# `sgd` carries the TTUR coupling, amsgrad-l1 avoids h_min but pays sqrt(d)/sqrt(1 − β2) (docs/theory.md §3a).
 DEFAULT_FAMILY = "sgd-frozen"
 
 # The shipped families are registered without the sympy check at import (it costs about a second each);

@@ -255,6 +255,35 @@ def test_the_theorys_own_measure_gets_its_section_figure_and_csv(tmp_path):
     assert all(r["k_stay_joint"] == r["k_eps_joint"] for r in rows)
 
 
+def test_amsgrad_runs_without_a_vi_gap_epsilon_say_why_and_show_the_gradient_measure(tmp_path):
+    """AMSGrad runs recording both measures, a constants file whose VI-gap ε was skipped (a negative mean gap): the
+    in-scope measure gets no K_ε and the reason from the file; the squared-gradient measure is shown instead, and
+    the Adam-type b* rows say their ε is the family's illustrative default."""
+    from theory.schema import write_constants
+
+    with open_store(tmp_path, BASE, "ring8") as store:
+        for b in (4, 8, 16):
+            for seed in range(2):
+                cell, k = Cell(b, seed, 1.0, "amsgrad"), k_of(b, seed, 1.0)
+                history = [EvalPoint(t, 3.9 if t == k else 10.0, *[math.nan] * 5, 0.0, grad_sq_d=1.0, grad_sq_g=1.0,
+                                     vi_gap_d=-0.2, vi_gap_g=-0.7) for t in (1, k)]
+                store.add(cell, RunResult(cell.config(BASE), seed, "reached", k, k, None, "cpu", 1.0, history))
+    path = tmp_path / "c.json"
+    why = "the mean vi_gap is not positive for a player (D -0.2, G -0.7): no ε_P with ε_P² = it"
+    write_constants(path, {"alpha_D": 9.0, "alpha_G": 9.0, "beta1_D": 0.5, "beta1_G": 0.5, "beta2_D": 0.999,
+                           "beta2_G": 0.999, "sigma2_D": 60.0, "sigma2_G": 70.0, "grad_bound_D": 1.0,
+                           "grad_bound_G": 1.0, "dist_D": 0.1, "dist_G": 0.1, "dim_D": 100, "dim_G": 100,
+                           "h_max_D": 1.0, "h_max_G": 1.0, "h_min_D": 1e-8, "h_min_G": 1e-8},
+                    {"preset": "test", "epsilon_skipped": {"adam": why, "adam-cs": why, "amsgrad-l1": why}},
+                    epsilon={"sgd-frozen": {"value": 2.0, "players": {"D": 1.5, "G": 2.0}}})
+    lines = report.write_report(tmp_path, str(path), n_resamples=20).read_text().splitlines()
+    assert (f"- The mean variational-inequality gap: no K_ε, since the constants give no ε for it ({why})."
+            in lines)
+    assert "### The theory's own measure: the mean squared gradient norm" in lines
+    row = next(x for x in lines if x.startswith("| b*_theory (amsgrad-l1)"))
+    assert f"ε_D/G is the family's illustrative default ({why}), so this b* is not a prediction" in row
+
+
 def test_b_star_fit_and_its_interval_on_an_exact_hyperbola(tmp_path):
     """Median K = K∞·b/(b − c) exactly (K∞ = 105, c = 3: K = 420, 210, 168, 140, 120 at b = 4, 6, 8, 12, 24; seeds
     at K − d, K, K + d), so the fit must find c = 3 and b*_fit = 2c = 6; the interval printed is
