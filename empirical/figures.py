@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -123,25 +124,61 @@ def plot_floor(group: GroupAnalysis, path: Path) -> Path:
     return _save(fig, path)
 
 
+BALANCE_WINDOW = 100  # steps: Wang et al. average the balance ratio over 100 iterations
+
+
+def smoothed(steps: Sequence[int], values: Sequence[float], window: int = BALANCE_WINDOW) -> np.ndarray:
+    """The mean of the finite values whose step lies in (t − window, t], at every step t (NaN where none is):
+    the balance ratio is recorded at evaluations only, so the window is over steps, not over evaluations.
+
+    >>> smoothed([10, 60, 120, 130], [1.0, 3.0, float("nan"), 5.0], window=100).tolist()
+    [1.0, 2.0, 3.0, 4.0]
+    """
+    s, v = np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
+    out = np.full(len(s), np.nan)
+    for k, t in enumerate(s):
+        inside = (s > t - window) & (s <= t) & np.isfinite(v)
+        if inside.any():
+            out[k] = v[inside].mean()
+    return out
+
+
 def plot_dynamics(histories: Mapping[int, Sequence[Sequence[EvalPoint]]], target_fid: float, path: Path) -> Path:
-    """FID and the balance ratio against steps, one colour per batch size (every seed drawn)."""
+    """FID (every seed) and the balance ratio (per batch size, the median over seeds of each run's ratio smoothed
+    over 100 steps, as Wang et al. average it) against steps, one colour per batch size."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11.5, 4.2), constrained_layout=True)
     sizes = sorted(histories)
     colours = plt.cm.viridis(np.linspace(0, 0.9, max(len(sizes), 1)))
+    shown = []
     for colour, b in zip(colours, sizes, strict=True):
+        curves: dict[int, list[float]] = {}
         for i, points in enumerate(histories[b]):
             steps = [p.step for p in points]
             axes[0].plot(steps, [p.fid for p in points], color=colour, lw=0.9, alpha=0.8, label=None if i else f"b={b}")
-            axes[1].plot(steps[1:], [p.balance_ratio for p in points[1:]], color=colour, lw=0.9, alpha=0.8)
+            later = [p for p in points if p.step > 0]  # step 0 has no update to measure
+            for t, r in zip([p.step for p in later], smoothed([p.step for p in later],
+                                                              [p.balance_ratio for p in later]), strict=True):
+                if math.isfinite(r):
+                    curves.setdefault(t, []).append(float(r))
+        if curves:
+            steps = sorted(curves)
+            median = [float(np.median(curves[t])) for t in steps]
+            axes[1].plot(steps, median, color=colour, lw=1.1, label=f"b={b}")
+            shown += median
     axes[0].axhline(target_fid, color="tab:red", ls="--", lw=1, label="target")
     axes[0].set_yscale("log")
-    axes[0].set_xscale("symlog", linthresh=10)
     axes[0].set_ylabel("FID")
-    axes[1].set_xscale("symlog", linthresh=10)
-    axes[1].set_ylabel("balance ratio (Wang et al. 2023)")
+    axes[1].axhline(0, color="grey", lw=0.6)
+    axes[1].set_ylabel("balance ratio, smoothed over 100 steps\n(G's step's effect on D's score ÷ D's real–fake gap)")
+    if shown:  # a robust range: the 2nd to 98th percentile, so one spike does not flatten every curve
+        lo, hi = np.percentile(shown, [2, 98])
+        pad = 0.1 * (hi - lo) or 0.1
+        axes[1].set_ylim(lo - pad, hi + pad)
     for ax in axes:
-        ax.set_xlabel("step")
+        ax.set_xscale("symlog", linthresh=10)
+        ax.set_xlim(left=0)  # steps are never negative: no empty negative half of the symlog axis
+        ax.set_xlabel("training step")
         ax.grid(True, which="both", alpha=0.25)
     axes[0].legend(fontsize=7, ncol=2)
     return _save(fig, path)

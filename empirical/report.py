@@ -2,9 +2,10 @@
 
     python -m empirical.report runs/ring8 [--constants constants.json] [--bootstrap 1000]
 
-Per (optimizer, learning-rate scale) group: median K(b) and SFO over seeds, the measured b* with a bootstrap
-interval, the fit K∞·b/(b − c) (b*_fit = 2c), the theory's b* for the same learning rates from every bound family
-in `theory`, and the gradient-noise-scale prediction. The constants come from --constants FILE, else from those
+Per (optimizer, learning-rate scale) group, and per FID target where the sweep had several (--targets: K at each
+read from the same runs' histories): median K(b) and SFO over seeds, the measured b* with a bootstrap interval,
+the fit K∞·b/(b − c) (b*_fit = 2c), the theory's b* for the same learning rates from every bound family in
+`theory`, and the gradient-noise-scale prediction. The constants come from --constants FILE, else from those
 measured on the sweep's preset (theory/measured/PRESET.json) when they describe its config, else from the families'
 illustrative defaults; the report says which.
 """
@@ -15,7 +16,7 @@ import csv
 import math
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from empirical.measured import (
     measured_b_star,
     summarise,
 )
+from empirical.stopping import NOT_REACHED, REACHED, steps_to
 from empirical.store import RECORDING_FIELDS, RunRow, Store, read_store
 from empirical.theory_measure import MEASURES, MeasureAnalysis, MeasureRun
 from theory.analysis import analyse, curves, resolve_constants, resolve_epsilons
@@ -50,7 +52,7 @@ PROG = "python -m empirical.report"
 
 @dataclass
 class GroupAnalysis:
-    """The measured side for one (optimizer, lr_scale) slice of the grid."""
+    """The measured side for one (optimizer, lr_scale) slice of the grid at one FID target."""
 
     optimizer: str
     lr_scale: float
@@ -76,20 +78,22 @@ class GroupAnalysis:
 
 
 def analyse_group(rows: Sequence[RunRow], base: TrainConfig, n_resamples: int = 1000, seed: int = 0,
-                  histories: Sequence[RunHistory] | None = None) -> GroupAnalysis:
-    """The measured side of one group; with `histories` (runs trained to their floor) also the floor analysis."""
+                  histories: Sequence[RunHistory] | None = None, target: float | None = None) -> GroupAnalysis:
+    """The measured side of one group; with `histories` (runs trained to their floor) also the floor analysis.
+    `target`: the FID target the rows' outcomes are at (:func:`at_target`; None: the base config's)."""
+    target = base.target_fid if target is None else target
     outcomes = [Outcome(r.cell.batch_size, r.cell.seed, r.steps_to_target if r.status == "reached" else None)
                 for r in rows]
     summaries = summarise(outcomes)
     first = rows[0]
     return GroupAnalysis(
         optimizer=first.cell.optimizer, lr_scale=first.cell.lr_scale, lr_d=first.lr_d, lr_g=first.lr_g,
-        target_fid=base.target_fid, n_eval=0 if base.features == "exact" else base.n_eval, rows=list(rows),
+        target_fid=target, n_eval=0 if base.features == "exact" else base.n_eval, rows=list(rows),
         summaries=summaries,
         b_star=measured_b_star(summaries), fit=fit_hyperbola(summaries),
         boot=bootstrap(outcomes, n_resamples=n_resamples, seed=seed),
         n_diverged=sum(r.status == "diverged" for r in rows),
-        floor=None if histories is None else analyse_floors(histories, base.target_fid, n_resamples, seed),
+        floor=None if histories is None else analyse_floors(histories, target, n_resamples, seed),
         exact_floor=_exact_floor(base.with_(optimizer=first.cell.optimizer, lr_table=None, lr_d=first.lr_d,
                                             lr_g=first.lr_g)),
         n_settled=sum(r.status == "settled" for r in rows),
@@ -109,23 +113,46 @@ def _exact_floor(config: TrainConfig) -> Any:
         return None
 
 
+def at_target(row: RunRow, history: Sequence[tuple[int, float]], target: float) -> RunRow:
+    """A run's outcome at a looser target than the one it stopped by, from its (step, FID) history: reached with K
+    the first evaluation at or below it (empirical.stopping.steps_to, the K a run stopped at that target would
+    have had), else the miss it was (not_reached, settled or diverged)."""
+    k = steps_to(history, target)
+    if k is not None:
+        return replace(row, status=REACHED, steps_to_target=k, sfo=k * row.cell.batch_size)
+    return replace(row, status=NOT_REACHED if row.status == REACHED else row.status, steps_to_target=None, sfo=None)
+
+
 def analyse_store(store: Store, n_resamples: int = 1000) -> list[GroupAnalysis]:
+    """Every group of the folder: per FID target (loosest first; one for a one-target folder), per (optimizer,
+    lr_scale)."""
     base = store.base_config()
+    targets = store.targets()
     groups: dict[tuple[str, float], list[RunRow]] = {}
     for row in store.runs():
         groups.setdefault((row.cell.optimizer, row.cell.lr_scale), []).append(row)
+    finite: dict[int, list[tuple[int, float]]] = {}
+
+    def steps_fids(row: RunRow) -> list[tuple[int, float]]:
+        if row.id not in finite:
+            finite[row.id] = [(p.step, p.fid) for p in store.history(row.id) if math.isfinite(p.fid)]
+        return finite[row.id]
+
     def histories(rows: list[RunRow]) -> list[RunHistory] | None:
         if not base.floor:
             return None
-        out = []
-        for row in rows:
-            points = [p for p in store.history(row.id) if math.isfinite(p.fid)]
-            out.append(RunHistory(row.cell.batch_size, row.cell.seed, tuple(p.step for p in points),
-                                  tuple(p.fid for p in points)))
-        return out
+        return [RunHistory(row.cell.batch_size, row.cell.seed, tuple(s for s, _ in steps_fids(row)),
+                           tuple(f for _, f in steps_fids(row))) for row in rows]
 
-    out = [analyse_group(rows, base, n_resamples, histories=histories(rows)) for _, rows in sorted(groups.items())]
+    out = []
+    for target in targets:
+        for _, rows in sorted(groups.items()):
+            # the runs stopped by the tightest target (base.target_fid): their stored outcome is theirs at it
+            at = rows if target == base.target_fid else [at_target(r, steps_fids(r), target) for r in rows]
+            out.append(analyse_group(at, base, n_resamples, histories=histories(rows), target=target))
     for g in out:  # the theory's own measures, where the runs recorded them (empirical/theory_measure.py)
+        if g.target_fid != base.target_fid:
+            continue  # set beside the FID K of the target the runs stopped by
         points = {r.id: store.history(r.id) for r in g.rows}
         for name in MEASURES:
             runs = [theory_measure.from_points(r.cell.batch_size, r.cell.seed, r.steps_to_target
@@ -434,10 +461,43 @@ def _floor_rows(g: GroupAnalysis) -> list[str]:
             f"{f.transient_batch}) gives b*/c_floor = {p.factor:.3g} |"]
 
 
-def _target_text(base: TrainConfig) -> str:
+def _target_text(base: TrainConfig, targets: Sequence[float] | None = None) -> str:
+    """The target in words; `targets`: several, read from the same runs (the last the tightest)."""
+    value = f"{base.target_fid:g}" if not targets else ", ".join(f"{t:g}" for t in targets)
     if base.features == "exact":
-        return f"exact FID ≤ {base.target_fid:g} (the closed form from the generator's parameters, no samples)"
-    return f"FID ≤ {base.target_fid:g} on n = {base.n_eval} samples ({base.features} features)"
+        return f"exact FID ≤ {value} (the closed form from the generator's parameters, no samples)"
+    return f"FID ≤ {value} on n = {base.n_eval} samples ({base.features} features)"
+
+
+def _targets(groups: Sequence[GroupAnalysis]) -> list[float]:
+    """The groups' FID targets, loosest first."""
+    return sorted({g.target_fid for g in groups}, reverse=True)
+
+
+def _figure_key(kind: str, g: GroupAnalysis) -> str:
+    return f"{kind}:{g.optimizer}:{g.lr_scale}:{g.target_fid}"
+
+
+def _figure_name(kind: str, g: GroupAnalysis, several: bool) -> str:
+    """A group's figure file; with several targets the target is in the name (one-target folders keep theirs)."""
+    return f"{kind}_{g.optimizer}_x{g.lr_scale:g}" + (f"_fid{g.target_fid:g}" if several else "") + ".png"
+
+
+def _by_target(groups: Sequence[GroupAnalysis]) -> list[str]:
+    """A sweep with several targets: b*_measured, b*_fit and b*_floor of every group at every target, one table."""
+    lines = ["## The critical batch size against the target", "",
+             "One sweep, read at every target: each run trained until the tightest target (or max_steps, or its "
+             "floor), and its K at a looser target is the first evaluation at or below it in the same FID history. "
+             "Per target and group below, the full tables.", "",
+             "| target | group | b*_measured | 90% interval | b*_fit = 2c | 90% interval | b*_floor | 90% interval |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for g in groups:
+        fit = ("—", "—") if g.fit is None else (f"{g.fit.b_star:.3g}", _interval(g.boot.b_star_fit))
+        p = g.floor and g.floor.prediction
+        floor = ("—", "—") if not p else (f"{p.b_star:.3g}", _interval(g.floor.boot and g.floor.boot.b_star))
+        lines.append(f"| {g.target_fid:g} | {g.label} | {_k(g.b_star)} | {_interval(g.boot.b_star, 'g')} | "
+                     f"{fit[0]} | {fit[1]} | {floor[0]} | {floor[1]} |")
+    return [*lines, ""]
 
 
 def _schedule(base: TrainConfig) -> str:
@@ -453,21 +513,26 @@ def render_markdown(folder: Path, preset: str, base: TrainConfig, groups: Sequen
                     choice: ConstantsChoice | None = None, noise: NoisePrediction | None = None,
                     measures: dict[tuple[str, float], list[MeasureAnalysis]] | None = None) -> str:
     choice = choice or ConstantsChoice(None, "family defaults (illustrative)")
+    targets = _targets(groups)
+    several = len(targets) > 1
     lines = [
         f"# Batch-size sweep: {preset}",
         "",
-        f"Folder `{folder}`. Target: {_target_text(base)}, evaluated {_schedule(base)}, at most {base.max_steps} "
+        f"Folder `{folder}`. {'Targets' if several else 'Target'}: {_target_text(base, targets if several else None)}"
+        f", evaluated {_schedule(base)}, at most {base.max_steps} "
         f"steps. Model {base.model} "
         f"(width {base.width}), loss {base.loss}, data {base.data}. K = steps to the target (one D step and one "
         "G step per step), SFO = K·b. Intervals are 90% bootstrap intervals over seeds.",
         "",
     ]
+    if several:
+        lines += _by_target(groups)
     for g in groups:
-        lines += [f"## {g.label}", ""]
-        if f"k_n:{g.optimizer}:{g.lr_scale}" in figures:
-            lines += [f"![K(b) and N(b)]({figures[f'k_n:{g.optimizer}:{g.lr_scale}']})", ""]
-        if f"floor:{g.optimizer}:{g.lr_scale}" in figures:
-            lines += [f"![noise floor F(b)]({figures[f'floor:{g.optimizer}:{g.lr_scale}']})", ""]
+        lines += [f"## FID ≤ {g.target_fid:g}: {g.label}" if several else f"## {g.label}", ""]
+        if _figure_key("k_n", g) in figures:
+            lines += [f"![K(b) and N(b)]({figures[_figure_key('k_n', g)]})", ""]
+        if _figure_key("floor", g) in figures:
+            lines += [f"![noise floor F(b)]({figures[_figure_key('floor', g)]})", ""]
         lines += _k_table(g)
         lines += ["", *verdict(g), ""]
         lines += ["| critical batch size | value | 90% interval | note |", "|---|---:|---:|---|"]
@@ -497,7 +562,8 @@ def render_markdown(folder: Path, preset: str, base: TrainConfig, groups: Sequen
         lines.append("")
         if g.measure_notes:
             lines += ["### The theory's own measure: notes", "", *(f"- {x}" for x in g.measure_notes), ""]
-        for a in (measures or {}).get((g.optimizer, g.lr_scale), []):
+        # the theory's measures are set beside the FID K of the target the runs stopped by (the tightest)
+        for a in (measures or {}).get((g.optimizer, g.lr_scale), []) if g.target_fid == base.target_fid else []:
             picture = figures.get("theory_measure")
             if picture and not any(picture in x for x in lines):  # one figure for every group: shown once
                 lines += [f"![steps until the theory's measure ≤ ε², and until the FID target]"
@@ -545,7 +611,8 @@ def render_markdown(folder: Path, preset: str, base: TrainConfig, groups: Sequen
 
 def write_summary_csv(groups: Sequence[GroupAnalysis], theory: dict[tuple[str, float], list[TheoryPrediction]],
                       noise: NoisePrediction | None, path: Path) -> Path:
-    """One row per (group, b); the b* columns repeat per group. A family without a prediction has an empty cell."""
+    """One row per (group, b), the group's FID target in the last column; the b* columns repeat per group. A family
+    without a prediction has an empty cell."""
     temporary = path.with_name(path.name + ".tmp")  # replaced atomically, like every file the report writes
     families = list(FAMILIES)
     with temporary.open("w", newline="") as f:
@@ -553,7 +620,7 @@ def write_summary_csv(groups: Sequence[GroupAnalysis], theory: dict[tuple[str, f
         writer.writerow(["optimizer", "lr_scale", "lr_d", "lr_g", "batch_size", "n_runs", "n_reached", "median_k",
                          "min_k", "max_k", "median_sfo", "b_star_measured", "b_star_fit", "c_fit", "k_inf_fit",
                          "b_star_noise", "b_simple", "floor_median", "floor_exact", "c_floor", "b_star_floor",
-                         *(f"b_star_theory_{name}" for name in families)])
+                         *(f"b_star_theory_{name}" for name in families), "target_fid"])
         for g in groups:
             predicted = {t.family: t.b_star_joint for t in theory[(g.optimizer, g.lr_scale)] if t.error is None}
             prediction = g.floor and g.floor.prediction
@@ -565,7 +632,7 @@ def write_summary_csv(groups: Sequence[GroupAnalysis], theory: dict[tuple[str, f
                                  g.floor and g.floor.median(x.batch_size),
                                  None if g.exact_floor is None else float(g.exact_floor.floor(x.batch_size)),
                                  prediction and prediction.c_floor, prediction and prediction.b_star,
-                                 *(predicted.get(name) for name in families)])
+                                 *(predicted.get(name) for name in families), g.target_fid])
     temporary.replace(path)
     return path
 
@@ -594,7 +661,9 @@ def write_report(folder: str | Path, constants_file: str | None = None, n_resamp
         groups = analyse_store(store, n_resamples)
         if not groups:
             raise EmpiricalInputError(f"{folder} holds no finished runs yet")
-        main_group = min(groups, key=lambda g: (abs(math.log(g.lr_scale)), g.optimizer))
+        several = len(_targets(groups)) > 1
+        stopped_by = [g for g in groups if g.target_fid == base.target_fid]  # the runs' own target, the tightest
+        main_group = min(stopped_by, key=lambda g: (abs(math.log(g.lr_scale)), g.optimizer))
         histories: dict[int, list] = {}
         for row in main_group.rows:
             histories.setdefault(row.cell.batch_size, []).append(store.history(row.id))
@@ -604,26 +673,27 @@ def write_report(folder: str | Path, constants_file: str | None = None, n_resamp
     theory = {(g.optimizer, g.lr_scale): theory_predictions(g.lr_d, g.lr_g, choice, g.optimizer) for g in groups}
     figures = {}
     for g in groups:
-        name = f"k_n_{g.optimizer}_x{g.lr_scale:g}.png"
+        name = _figure_name("k_n", g, several)
         first = next((t for t in theory[(g.optimizer, g.lr_scale)] if t.error is None), None)
         fig.plot_k_and_sfo(g, first, folder / name, noise and noise.b_star)
-        figures[f"k_n:{g.optimizer}:{g.lr_scale}"] = name
+        figures[_figure_key("k_n", g)] = name
         if g.floor is not None and g.floor.floors:
-            name = f"floor_{g.optimizer}_x{g.lr_scale:g}.png"
+            name = _figure_name("floor", g, several)
             fig.plot_floor(g, folder / name)
-            figures[f"floor:{g.optimizer}:{g.lr_scale}"] = name
+            figures[_figure_key("floor", g)] = name
     fig.plot_dynamics(histories, base.target_fid, folder / "dynamics.png")
     figures["dynamics"] = "dynamics.png"
     if len({g.lr_scale for g in groups}) > 1:
-        fig.plot_heatmap(groups, folder / "heatmap.png")
+        fig.plot_heatmap(stopped_by, folder / "heatmap.png")
         figures["heatmap"] = "heatmap.png"
     write_summary_csv(groups, theory, noise, folder / "summary.csv")
-    measures = {(g.optimizer, g.lr_scale): analyse_measures(g, choice, n_resamples) for g in groups}
-    panels = [(g.label, a, g) for g in groups for a in measures[(g.optimizer, g.lr_scale)]]
+    # the theory's measures: beside the FID K of the target the runs stopped by (analyse_store records them there)
+    measures = {(g.optimizer, g.lr_scale): analyse_measures(g, choice, n_resamples) for g in stopped_by}
+    panels = [(g.label, a, g) for g in stopped_by for a in measures[(g.optimizer, g.lr_scale)]]
     if panels:
         fig.plot_theory_measure(panels, folder / "theory_measure.png")
         figures["theory_measure"] = "theory_measure.png"
-        write_theory_measure_csv(groups, measures, folder / "theory_measure.csv")
+        write_theory_measure_csv(stopped_by, measures, folder / "theory_measure.csv")
     path = folder / "report.md"
     temporary = path.with_name("report.md.tmp")
     temporary.write_text(render_markdown(folder, preset, base, groups, theory, figures, choice, noise, measures))

@@ -11,11 +11,16 @@ Shared by train() and the batched trainers so that a run stops at the same evalu
   miss like not_reached, without burning max_steps on a target below its floor.
 - A NaN/inf FID (or loss, or parameter) stops the run as diverged; a run that had already met the target and was
   measuring its floor keeps status reached and its K, with the step where it diverged in diverged_at.
+
+Several targets (`python -m empirical.sweep --targets`): a run stops by the tightest (config.target_fid), and the K
+of every looser target is read from its FID history afterwards (:func:`steps_to`): the trajectory does not depend on
+the target, so that is the K a run stopped at the looser target would have had.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 from empirical.config import TrainConfig
 from empirical.floors import detect_plateau, settled_above
@@ -70,3 +75,10 @@ class Stopper:
     def final_status(self) -> str:
         """The status of a run that ran to max_steps without stopping."""
         return NOT_REACHED if self.reached_at is None else REACHED
+
+
+def steps_to(history: Iterable[tuple[int, float]], target: float) -> int | None:
+    """K at `target` from a run's (step, FID) evaluations: the first step after the start whose FID is at or below
+    it, as :class:`Stopper` finds it (the evaluation at step 0 never counts; a NaN/inf FID never meets a target).
+    None when no evaluation met it."""
+    return next((step for step, fid in history if step > 0 and math.isfinite(fid) and fid <= target), None)

@@ -12,7 +12,7 @@ import csv
 import json
 import math
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -148,6 +148,12 @@ class Store:
     def base_config(self) -> TrainConfig:
         """The config the folder was made for (fields added since take their defaults)."""
         return config_from_dict(json.loads(self.meta("base_config")))
+
+    def targets(self) -> list[float]:
+        """The FID targets the folder's runs are read at, loosest first; the last is the base config's target_fid,
+        the one the runs stopped by. A one-target folder (every folder made before --targets) has just that one."""
+        stored = self.meta("targets")
+        return [self.base_config().target_fid] if stored is None else json.loads(stored)
 
     # -- runs ---------------------------------------------------------------------------------------------------
     def finished(self) -> set[Cell]:
@@ -294,9 +300,33 @@ def _add_measure_columns(db: sqlite3.Connection) -> None:
             db.execute(f"ALTER TABLE history ADD COLUMN {name} REAL")
 
 
-def open_store(folder: str | Path, base: TrainConfig, preset: str) -> Store:
-    """Open (creating if needed) the store of a sweep folder for `base`; refuse a folder made for another config."""
+def normalise_targets(targets: Iterable[float], base: TrainConfig) -> list[float]:
+    """Several FID targets as a folder keeps them: distinct, loosest first, the tightest equal to base.target_fid
+    (the one the runs stop by). A one-line error for a target that is not a positive finite number."""
+    given = list(targets)
+    values = sorted({float(t) for t in given}, reverse=True)
+    if not values or not all(math.isfinite(t) and t > 0 for t in values):
+        raise EmpiricalInputError(f"targets must be positive finite numbers, got {given or 'none'}")
+    if values[-1] != base.target_fid:
+        raise EmpiricalInputError(f"the tightest target {values[-1]:g} must be the config's target_fid "
+                                  f"{base.target_fid:g}: the runs stop by it")
+    return values
+
+
+def _targets_text(targets: Sequence[float]) -> str:
+    return ",".join(f"{t:g}" for t in targets)
+
+
+def open_store(folder: str | Path, base: TrainConfig, preset: str,
+               targets: Iterable[float] | None = None) -> Store:
+    """Open (creating if needed) the store of a sweep folder for `base`; refuse a folder made for another config.
+
+    `targets`: several FID targets read from the same runs (:func:`normalise_targets`; None: base.target_fid
+    alone). A folder keeps them in its meta table under "targets" only when there are several, so a one-target
+    folder is written exactly as before; resuming with other targets than the folder's is refused.
+    """
     folder = Path(folder)
+    wanted = normalise_targets(targets if targets is not None else [base.target_fid], base)
     if folder.exists() and not folder.is_dir():
         raise EmpiricalInputError(f"--out {folder} exists and is not a folder")
     path = folder / DB_NAME
@@ -315,11 +345,13 @@ def open_store(folder: str | Path, base: TrainConfig, preset: str) -> Store:
             _allow_settled(db)
             _add_measure_columns(db)
             store = Store(path, db)
-            with store._transaction():  # the first sweep to get here names the folder's config
-                db.executemany("INSERT OR IGNORE INTO meta VALUES (?, ?)", [
-                    ("schema", SCHEMA), ("preset", preset),
-                    ("base_config", json.dumps(base.to_dict(), sort_keys=True)),
-                ])
+            with store._transaction():  # the first sweep to get here names the folder's config and targets
+                if store.meta("base_config") is None:
+                    db.executemany("INSERT INTO meta VALUES (?, ?)", [
+                        ("schema", SCHEMA), ("preset", preset),
+                        ("base_config", json.dumps(base.to_dict(), sort_keys=True)),
+                        *([("targets", json.dumps(wanted))] if len(wanted) > 1 else []),
+                    ])
     except Timeout:
         raise EmpiricalInputError(f"another process has held {folder}/{DB_NAME}.lock for 120 s; "
                                   "is a sweep stuck creating the database?") from None
@@ -331,6 +363,11 @@ def open_store(folder: str | Path, base: TrainConfig, preset: str) -> Store:
         store.close()
         raise EmpiricalInputError(f"{folder} holds a sweep of another config ({'; '.join(changed)}); "
                                   "use another --out or the same settings")
+    if (held := store.targets()) != wanted:
+        store.close()
+        words = f"targets {_targets_text(held)}" if len(held) > 1 else f"the one target {held[0]:g}"
+        raise EmpiricalInputError(f"{folder} holds a sweep for {words}, not {_targets_text(wanted)}; resume it with "
+                                  f"--targets {_targets_text(held)}, or use another --out")
     return store
 
 

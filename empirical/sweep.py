@@ -1,13 +1,16 @@
 """Batch-size sweeps: every (batch size, seed, learning-rate scale, optimizer) cell, one training run each.
 
     python -m empirical.sweep --preset ring8 --out runs/ring8 [--batch-sizes 4,8,...,512] [--seeds 0,1,2]
-                              [--lr-scale 0.25,0.5,1,2,4] [--optimizers adam] [--workers 2] [--export-csv]
+                              [--lr-scale 0.25,0.5,1,2,4] [--optimizers adam] [--targets 8,4,2] [--workers 2]
+                              [--export-csv]
                               [--backend ray [--address auto] [--ray-cpus 1] [--ray-gpus 0.25] ...]
 
 Each cell runs in a worker process with one thread, so a cell's result does not depend on --workers; the seeds of one
 batch size of a benchmark that trains seeds as one batched computation (lqgan) run together in one worker. The parent
 alone writes to the folder's SQLite store (empirical/store.py) as runs finish; running the same command again
 skips finished cells, so a killed sweep resumes where it stopped. Then: python -m empirical.report OUT.
+--targets gives several FID targets from one sweep: each run stops by the tightest, and the report reads the K of
+every target from the same FID histories (empirical/stopping.py steps_to), at no extra training.
 --backend ray runs the cells as Ray tasks instead, on this machine or a cluster (empirical/ray_backend.py,
 docs/cluster.md); the parent still alone writes the store.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import os
 import sqlite3
@@ -154,12 +158,16 @@ def sweep(
     out: str | Path,
     *,
     preset: str = "custom",
+    targets: Sequence[float] | None = None,
     workers: int = 1,
     executor: Executor | None = None,
     on_start: Callable[[int], None] | None = None,
     on_outcome: Callable[[Outcome, bool], None] | None = None,
 ) -> tuple[int, list[Outcome]]:
     """Run the cells not yet in `out`'s store; return (runs added, failed outcomes).
+
+    `targets`: several FID targets for the folder (the tightest must be base.target_fid, by which the runs stop;
+    None: that one alone), kept in the store (empirical/store.py open_store) for the report.
 
     `executor(base, todo, reference)` runs them (default: `execute` on `workers` processes); only this process writes
     the store.
@@ -168,7 +176,7 @@ def sweep(
     here, once, before any run starts, cached in `out`, and handed to the executor's workers.
     """
     check_cells(base, cells)
-    with open_store(out, base, preset) as store:
+    with open_store(out, base, preset, targets) as store:
         finished = store.finished()
         todo = [c for c in cells if c not in finished]
         reference = reference_point(base, Path(out)) if todo and base.measure_batch > 0 else None
@@ -215,6 +223,8 @@ def _parser() -> OneLineParser:
                                          "gauss-mlp, 0,1,2 otherwise)")
     parser.add_argument("--lr-scale", default="1", help="multipliers of both α_D and α_G, e.g. 0.25,0.5,1,2,4")
     parser.add_argument("--optimizers", default=None, help="comma-separated (default: the preset's)")
+    parser.add_argument("--targets", help="several FID targets, comma-separated, e.g. 4,2,1: runs stop by the "
+                                          "tightest and the report gives b* for each (instead of --target-fid)")
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)),
                         help="processes (default: cores); with --backend ray, the CPUs of a local Ray instance")
     parser.add_argument("--export-csv", action="store_true", help="write runs.csv and history.csv into --out")
@@ -234,9 +244,17 @@ def _parser() -> OneLineParser:
 
 
 def _positive(values: list, name: str) -> list:
-    if any(v <= 0 for v in values):
+    if any(not v > 0 for v in values):  # `not >`: NaN is refused too
         raise EmpiricalInputError(f"--{name} must be positive, got {values}")
     return values
+
+
+def parse_targets(text: str) -> list[float]:
+    """--targets: distinct positive finite FID targets, loosest first (the last, the tightest, stops the runs)."""
+    values = _positive(_list(float, "targets")(text), "targets")
+    if not all(math.isfinite(v) for v in values):
+        raise EmpiricalInputError(f"--targets must be finite, got {values}")
+    return sorted(set(values), reverse=True)
 
 
 RAY_FLAGS = ("address", "ray_cpus", "ray_gpus", "ray_max_retries", "ray_runtime_env")
@@ -261,7 +279,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     start = time.perf_counter()
     try:
-        base = get_preset(args.preset).with_(**config_overrides(args))
+        overrides = config_overrides(args)
+        targets = None
+        if args.targets is not None:
+            if "target_fid" in overrides:
+                raise EmpiricalInputError("give --targets or --target-fid, not both")
+            targets = parse_targets(args.targets)
+            overrides["target_fid"] = targets[-1]  # the runs stop by the tightest
+        base = get_preset(args.preset).with_(**overrides)
         # None: the flag was not given (the preset's grid); an empty string is a given, empty list: refused
         given = args.batch_sizes if args.batch_sizes is not None else ",".join(
             map(str, default_batch_sizes(args.preset)))
@@ -296,7 +321,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if r is None:
                 tqdm.write(f"{PROG}: run failed, sweep goes on: {note}: {outcome.error}", file=sys.stderr)
 
-        added, failed = sweep(base, cells, args.out, preset=args.preset, workers=args.workers, executor=executor,
+        added, failed = sweep(base, cells, args.out, preset=args.preset, targets=targets, workers=args.workers,
+                              executor=executor,
                               on_start=None if bar is None else bar.update, on_outcome=progress)
         if bar is not None:
             bar.close()

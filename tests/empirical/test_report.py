@@ -342,3 +342,20 @@ def test_the_report_states_unreached_settled_and_diverged_runs_with_their_counts
     assert table_row(text, "8") == ["8", "2/3", "102", "101–102", "816"]
     assert table_row(text, "32") == ["32", "2/3", "102", "100–102", "3264"]
     assert table_row(text, "b*_measured (argmin median SFO)")[1] == "16"  # the only b whose seeds all reached
+
+
+def test_a_runs_outcome_at_a_looser_target_is_read_from_its_history(tmp_path):
+    """K_t is the first evaluation after step 0 at or below t; a run that never met t keeps the miss it was, and one
+    that met t before diverging counts as reached at t."""
+    history = [(0, 1.0), (10, 9.0), (20, 4.5), (30, 3.0), (40, 5.0)]  # step 0 below every target: never counts
+    with open_store(tmp_path, BASE, "ring8") as store:
+        for seed, status in enumerate(("settled", "diverged", "not_reached")):
+            cell = Cell(8, seed)
+            points = [EvalPoint(s, f, *[math.nan] * 5, 0.0) for s, f in history]
+            store.add(cell, RunResult(cell.config(BASE), seed, status, None, 40, None, "cpu", 1.0, points))
+        rows = [(r, [(p.step, p.fid) for p in store.history(r.id)]) for r in store.runs()]
+    for target, expected in ((5.0, (20, 160)), (4.5, (20, 160)), (3.5, (30, 240))):
+        assert {(x.status, x.steps_to_target, x.sfo) for x in (report.at_target(r, h, target) for r, h in rows)} == {
+            ("reached", *expected)}
+    assert [report.at_target(r, h, 2.0).status for r, h in rows] == [r.status for r, _ in rows]
+    assert all(report.at_target(r, h, 2.0).steps_to_target is None for r, h in rows)

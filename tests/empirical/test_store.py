@@ -1,8 +1,10 @@
 """The sweep store: one transaction per run, no duplicates, refusal of foreign configs and corrupt files."""
 
 import csv
+import gzip
 import json
 import math
+import shutil
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
@@ -12,6 +14,7 @@ import pytest
 
 from empirical.config import TrainConfig, config_from_dict
 from empirical.errors import EmpiricalInputError
+from empirical.published import RESULTS
 from empirical.store import DB_NAME, MEASURE_COLUMNS, Cell, open_store, read_store
 from empirical.train import EvalPoint, RunResult
 
@@ -232,3 +235,49 @@ def test_a_folder_made_before_the_measures_opens_resumes_and_keeps_its_runs(tmp_
         assert store.history(rows[Cell(16, 0)].id)[-1].vi_gap_d == MEASURED["vi_gap_d"]
     with pytest.raises(EmpiricalInputError, match=r"another config \(g_fresh_z False -> True\)"):
         open_store(tmp_path, BASE.with_(g_fresh_z=True), "ring8")
+
+
+def test_several_targets_are_kept_loosest_first_and_resume_only_with_the_same_list(tmp_path):
+    with open_store(tmp_path, BASE, "ring8", [20, 5.0, 10, 20]) as store:
+        assert store.targets() == [20.0, 10.0, 5.0]
+    with open_store(tmp_path, BASE, "ring8", [5, 10, 20]) as store:  # the same list in another order
+        assert store.meta("targets") == "[20.0, 10.0, 5.0]"
+    with read_store(tmp_path) as store:
+        assert store.targets() == [20.0, 10.0, 5.0]
+    for other, words in (([10, 5], "for targets 20,10,5, not 10,5"), (None, "for targets 20,10,5, not 5;")):
+        with pytest.raises(EmpiricalInputError, match=words):
+            open_store(tmp_path, BASE, "ring8", other)
+
+
+def test_a_one_target_folder_is_written_as_before_and_refuses_a_target_list(tmp_path):
+    for targets in (None, [5.0]):  # --targets 5 is --target-fid 5
+        with open_store(tmp_path, BASE, "ring8", targets) as store:
+            assert store.targets() == [5.0]
+    with closing(sqlite3.connect(tmp_path / DB_NAME)) as db:
+        assert {k for (k,) in db.execute("SELECT key FROM meta")} == {"schema", "preset", "base_config"}
+    with pytest.raises(EmpiricalInputError, match="for the one target 5, not 10,5; resume it with --targets 5"):
+        open_store(tmp_path, BASE, "ring8", [10, 5])
+
+
+@pytest.mark.parametrize("targets, message", [
+    ([10, 6], "the tightest target 6 must be the config's target_fid 5"),
+    ([10, -5], "targets must be positive finite numbers"),
+    ([math.inf, 5], "targets must be positive finite numbers"),
+    ([], "targets must be positive finite numbers, got none"),
+])
+def test_a_bad_target_list_is_one_line_and_writes_nothing(tmp_path, targets, message):
+    with pytest.raises(EmpiricalInputError, match=message):
+        open_store(tmp_path / "out", BASE, "ring8", targets)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_committed_one_target_store_resumes_unchanged(tmp_path):
+    """A folder written before --targets existed (the demo's committed lqgan store): it opens for its own config,
+    reads as one target, and opening it writes no targets entry."""
+    with gzip.open(RESULTS / "lqgan.db.gz", "rb") as src, open(tmp_path / DB_NAME, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    with read_store(tmp_path) as store:
+        base, preset, n = store.base_config(), store.meta("preset"), len(store.runs())
+    with open_store(tmp_path, base, preset) as store:
+        assert store.targets() == [base.target_fid] and store.meta("targets") is None
+        assert len(store.finished()) == n

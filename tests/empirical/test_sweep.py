@@ -231,3 +231,44 @@ def test_the_cli_states_failed_diverged_and_unreached_runs_with_their_counts(tmp
     statuses.clear()
     assert sweep.main([*args, "--no-progress"]) == 0
     assert capsys.readouterr().out.startswith(f"{out}: 1 new runs, 4 of 4 cells done in ")
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("", "--targets is empty"),
+    (",", "--targets is empty"),
+    ("4,x", "--targets must be a comma-separated list, got '4,x'"),
+    ("4,-1", "--targets must be positive, got [4.0, -1.0]"),
+    ("4,0", "--targets must be positive"),
+    ("nan", "--targets must be positive"),
+    ("inf,2", "--targets must be finite, got [inf, 2.0]"),
+])
+def test_invalid_target_lists_give_one_line(tmp_path, capsys, fake_runs, bad, message):
+    assert_refused_in_one_line([f"--targets={bad}", "--no-progress"], message, tmp_path / "out", capsys)
+    assert fake_runs[0] == []
+
+
+def test_targets_and_target_fid_together_give_one_line(tmp_path, capsys, fake_runs):
+    assert_refused_in_one_line(["--targets", "4,2", "--target-fid", "2", "--no-progress"],
+                               "give --targets or --target-fid, not both", tmp_path / "out", capsys)
+
+
+def test_a_folder_of_several_targets_resumes_with_those_only(tmp_path, capsys, fake_runs):
+    """The runs stop by the tightest target (the folder's target_fid); the list is the folder's, in any order, and
+    another list, or the one-target form, is refused in one line before any run."""
+    given, _ = fake_runs
+    out = tmp_path / "out"
+    args = ["--out", str(out), "--batch-sizes", "4,8", "--seeds", "0", "--no-progress"]
+    assert sweep.main([*args, "--targets", "2,8,4,8"]) == 0
+    with read_store(out) as store:
+        assert store.targets() == [8.0, 4.0, 2.0] and store.base_config().target_fid == 2.0
+    with sqlite3.connect(out / DB_NAME) as db:  # every run trained to the tightest target
+        assert db.execute("SELECT DISTINCT target_fid FROM runs").fetchall() == [(2.0,)]
+    capsys.readouterr()
+    assert sweep.main([*args, "--targets", "4,8,2", "--batch-sizes", "4,8,16"]) == 0  # order free: resumes
+    assert len(given) == 3
+    for other in (["--targets", "8,2"], ["--target-fid", "2"], ["--targets", "8,4,2,1"]):
+        capsys.readouterr()
+        assert sweep.main([*args, *other]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "error:" in err, err
+    assert len(given) == 3

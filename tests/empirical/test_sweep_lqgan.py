@@ -1,4 +1,5 @@
-"""A sweep of the lqgan control game: seeds trained together, the noise floor measured, the report's floor rows."""
+"""A sweep of the lqgan control game: seeds trained together, the noise floor measured, the report's floor rows, and
+several targets read from one sweep."""
 
 import csv
 import math
@@ -8,6 +9,7 @@ import pytest
 
 from empirical import report, sweep
 from empirical.presets import get_preset
+from empirical.stopping import steps_to
 from empirical.store import Cell, read_store
 from empirical.train import train
 
@@ -76,3 +78,73 @@ def test_report_sets_the_floor_beside_the_exact_floor_and_predicts_b_star_from_i
         assert float(by_b[b]["floor_median"]) == pytest.approx(float(by_b[b]["floor_exact"]), rel=0.3)
     b_star_floor = float(rows[0]["b_star_floor"])
     assert math.isfinite(b_star_floor) and 2 < b_star_floor < 64
+
+
+# The same grid with a tighter target beside the fixture's: the runs stop by 0.01, and K at 0.05 is read from them.
+TARGETS_GRID = [*GRID[:GRID.index("--target-fid")], *GRID[GRID.index("--target-fid") + 2:], "--targets", "0.05,0.01"]
+
+
+@pytest.fixture(scope="module")
+def targets_folder(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("lqgan-targets")
+    assert sweep.main([*TARGETS_GRID, "--out", str(out), "--workers", "2"]) == 0
+    return out
+
+
+def outcomes(group: report.GroupAnalysis) -> dict[Cell, tuple[str, int | None]]:
+    return {r.cell: (r.status, r.steps_to_target) for r in group.rows}
+
+
+def test_the_looser_target_of_a_two_target_sweep_gives_the_k_of_a_one_target_sweep_at_it(folder, targets_folder):
+    """The independent truth: the fixture, a sweep trained to 0.05 alone. Every run's outcome at 0.05, read from
+    the history of a run trained on to 0.01, is the one-target run's (status and K), and so is the group's b*."""
+    with read_store(folder) as store:
+        (alone,) = report.analyse_store(store, 50)
+    with read_store(targets_folder) as store:
+        assert store.targets() == [0.05, 0.01]
+        loose, tight = report.analyse_store(store, 50)
+        histories = {r.cell: [(p.step, p.fid) for p in store.history(r.id)] for r in store.runs()}
+    assert (loose.target_fid, tight.target_fid) == (0.05, 0.01)
+    assert outcomes(loose) == outcomes(alone)
+    assert sum(k is not None for _, k in outcomes(loose).values()) > sum(k is not None for _, k in
+                                                                         outcomes(tight).values())
+    assert (loose.b_star, loose.fit.b_star, loose.boot.b_star) == (alone.b_star, alone.fit.b_star, alone.boot.b_star)
+    # at the tightest target the stored outcome is the stopper's, and reading the history gives the same K
+    assert all(steps_to(histories[c], 0.01) == k for c, (_, k) in outcomes(tight).items())
+    assert tight.b_star is None or tight.b_star >= loose.b_star  # b* grows as the target tightens
+
+
+def test_a_batched_run_of_a_two_target_sweep_equals_train_at_the_tightest(targets_folder):
+    config = get_preset("lqgan").with_(batch_size=16, target_fid=0.01, max_steps=3000)
+    alone = train(config, 2)
+    with read_store(targets_folder) as store:
+        (row,) = [r for r in store.runs() if r.cell == Cell(16, 2, 1.0, "sgd")]
+        stored = [p.fid for p in store.history(row.id)]
+    assert (row.status, row.steps_to_target, row.steps_run) == (alone.status, alone.steps_to_target, alone.steps_run)
+    assert stored == pytest.approx([p.fid for p in alone.history], rel=1e-4, abs=1e-9)
+
+
+def test_the_report_has_a_section_and_summary_rows_per_target(targets_folder):
+    text = report.write_report(targets_folder, n_resamples=50).read_text()
+    assert "## The critical batch size against the target" in text
+    for t in ("0.05", "0.01"):
+        assert f"## FID ≤ {t}: sgd, α_D = 0.05, α_G = 0.0125 (×1)" in text
+        assert (targets_folder / f"k_n_sgd_x1_fid{t}.png").is_file()
+    assert text.count("| b*_measured (argmin median SFO) |") == 2
+    assert text.count("| b*_floor (from floors alone) |") + text.count("| b*_floor | — |") == 2
+    assert text.count("b*_theory (sgd)") == 2
+    with (targets_folder / "summary.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["target_fid"], r["batch_size"]) for r in rows] == [(t, b) for t in ("0.05", "0.01")
+                                                                    for b in ("2", "16", "64", "256")]
+
+
+def test_a_one_target_folder_resumes_and_refuses_a_target_list(folder, capsys):
+    """The fixture's folder is written as every folder before --targets was: it resumes as it is, --targets with its
+    one target is the same, and a list is refused in one line."""
+    for argv in (GRID, TARGETS_GRID[:-1] + ["0.05"]):
+        assert sweep.main([*argv, "--out", str(folder), "--workers", "1"]) == 0
+        assert "0 new runs" in capsys.readouterr().out
+    assert sweep.main([*TARGETS_GRID[:-1] + ["0.1,0.05"], "--out", str(folder), "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds a sweep for the one target 0.05, not 0.1,0.05" in err, err
