@@ -26,6 +26,11 @@ the evaluations up to the target; "value" = the larger, for readers that take on
 theory.critical's b* a prediction for *this* run's FID target. The VI gap of the Adam-type families is taken at a
 reference point θ_ref that does not depend on the run (empirical/reference_point.py). docs/constants.md explains
 each choice.
+
+`--seeds 0,1,2` (instead of `--seed`) trains one reference run per seed and estimates each as above, all at the one
+θ_ref, then writes one file: each bound the largest over the seeds (h_min the smallest), the noise scale the mean
+over the seeds and ε_P² the mean of the seeds' mean measures; every interval spans the seeds' values and their own
+intervals, so it covers the spread between trajectories, not only between batches. One seed writes the one-seed file.
 """
 
 from __future__ import annotations
@@ -319,14 +324,18 @@ class Estimate:
         """family -> why the file has no ε for it (see :meth:`epsilon`)."""
         return self._epsilon()[1]
 
-    def _epsilon(self) -> tuple[dict[str, Epsilon], dict[str, str]]:
-        means, n = self.measures(), len(self.run)
-        described = {
+    def measure_texts(self) -> dict[str, str]:
+        """measure -> how its mean over the run is taken, for the ε entries' method text."""
+        n = len(self.run)
+        return {
             "gradient": f"mean over {n} evaluations up to the target of the unbiased ‖∇_P L_P(θ_k)‖² "
                         f"({self.settings.big_batch} samples in two halves)",
             "vi_gap": f"mean over {n} evaluations up to the target of the VI gap ⟨θ_k − θ_ref, ∇_P L_P(θ_k)⟩, "
                       f"θ_ref {self.reference_method}",
         }
+
+    def _epsilon(self) -> tuple[dict[str, Epsilon], dict[str, str]]:
+        means, described = self.measures(), self.measure_texts()
         out: dict[str, Epsilon] = {}
         skipped: dict[str, str] = {}
         for family, measure in _family_measures().items():
@@ -554,6 +563,174 @@ def write(est: Estimate, path: str | Path, preset: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Several seeds: one reference run and estimate per seed, combined into one file
+
+# How the combined file takes each constant from the seeds' values: the bounds the theory assumes at every iterate
+# the largest (as over one run's checkpoints), h_min the smallest; gap_P (Δ, the initial gap) is a bound too and
+# takes the largest; the optimizer's settings and the parameter counts are the same for every seed
+_LARGEST = ("sigma2", "smoothness", "grad_bound", "cross_lip", "dist", "h_max", "gap")
+_SMALLEST = ("h_min",)
+
+
+def parse_seeds(text: str) -> list[int]:
+    """`--seeds 0,1,2` -> [0, 1, 2]; empty, non-integer or repeated seeds are a one-line error (a repeated seed
+    would count the same trajectory twice)."""
+    items = [x.strip() for x in text.split(",")]
+    if not text.strip() or not all(items):
+        raise EmpiricalInputError(f"--seeds must be a comma-separated list of integers such as 0,1,2, got {text!r}")
+    seeds = []
+    for item in items:
+        try:
+            seeds.append(int(item))
+        except ValueError:
+            raise EmpiricalInputError(f"--seeds: {item!r} is not an integer (give e.g. 0,1,2)") from None
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise EmpiricalInputError(f"--seeds: seed {repeated[0]} is given twice (each seed is one trajectory)")
+    return seeds
+
+
+def estimate_seeds(config: TrainConfig, seeds: Sequence[int], settings: EstimateSettings | None = None,
+                   show_progress: bool = False, reference: Mapping[str, Tensor] | None = None) -> list[Estimate]:
+    """:func:`estimate` once per seed: each seed's own reference run and estimates, all at one θ_ref (the VI gap's
+    reference point does not depend on the seed, so it is made, or trained, once: by the first seed's call)."""
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise EmpiricalInputError(f"need distinct seeds to estimate, got {list(seeds)}")
+    out: list[Estimate] = []
+    for seed in seeds:
+        est = estimate(config, seed, settings, show_progress, reference if not out else out[0].reference)
+        if out:
+            est.reference_method = out[0].reference_method
+        out.append(est)
+    return out
+
+
+def _seed_list(seeds: Sequence[int]) -> str:
+    return ", ".join(str(s) for s in seeds)
+
+
+def _span(entries: Sequence[Mapping]) -> list[float]:
+    """The interval spanning every entry's value and its own interval: [min of lows, max of highs]."""
+    lows = [e["value"] for e in entries] + [e["interval"][0] for e in entries if "interval" in e]
+    highs = [e["value"] for e in entries] + [e["interval"][1] for e in entries if "interval" in e]
+    return [min(lows), max(highs)]
+
+
+def combined_constants(ests: Sequence[Estimate]) -> dict[str, dict]:
+    """The constants section over seeds: each bound the largest (h_min the smallest) of the seeds' values, its
+    interval spanning the seeds' values and their own intervals, `n` the seeds' estimates together."""
+    seeds = [e.seed for e in ests]
+    per_seed = [e.constants() for e in ests]
+    out: dict[str, dict] = {}
+    for key in dict.fromkeys(k for c in per_seed for k in c):
+        have = [(s, c[key]) for s, c in zip(seeds, per_seed, strict=True) if key in c]
+        entries = [e for _, e in have]
+        name = key.rsplit("_", 1)[0]
+        if name not in _LARGEST + _SMALLEST:  # a setting or a count: the same config gives the same for every seed
+            if any(e != entries[0] for e in entries):
+                raise EmpiricalInputError(f"{key} differs between the seeds' runs: {[e['value'] for e in entries]}")
+            out[key] = entries[0]
+            continue
+        largest = name in _LARGEST
+        best_seed, best = (max if largest else min)(have, key=lambda x: x[1]["value"])
+        values = "; ".join(f"seed {s}: {e['value']:.4g}" for s, e in have)
+        missing = [s for s in seeds if s not in {t for t, _ in have}]
+        absent = f" (seed{'s' * (len(missing) > 1)} {_seed_list(missing)}: none measured)" if missing else ""
+        over = _seed_list([s for s, _ in have])
+        out[key] = {"value": best["value"], "interval": _span(entries), "n": sum(e.get("n", 1) for e in entries),
+                    "method": f"the {'largest' if largest else 'smallest'} over seeds {over}{absent} of each seed's "
+                              f"value ({values}), here seed {best_seed}'s: {best['method']}; the combined "
+                              "interval: the seeds' values and their own intervals (min of lows, max of highs)"}
+    return out
+
+
+def combined_epsilon(ests: Sequence[Estimate]) -> tuple[dict[str, dict], dict[str, str]]:
+    """The epsilon section over seeds, and the families left out with why: ε_P² = the mean over seeds of each
+    seed's mean measure (one seed's rule, ε_P² = P's measure averaged over its evaluations, with every seed's run
+    weighted alike); interval: the seeds' own ε values (the larger player's) with the combined one."""
+    seeds = _seed_list([e.seed for e in ests])
+    measures = [e.measures() for e in ests]
+    per_seed = [e.epsilon() for e in ests]
+    out: dict[str, dict] = {}
+    skipped: dict[str, str] = {}
+    for family, measure in _family_measures().items():
+        if any(measure not in m for m in measures):
+            skipped[family] = "no reference point θ_ref for the VI gap"
+            continue
+        sq = {p: statistics.fmean(m[measure][p] for m in measures) for p in PLAYERS}
+        if not all(sq[p] > 0 for p in PLAYERS):
+            skipped[family] = (f"the mean {measure} over seeds {seeds} is not positive for a player "
+                               f"(D {sq['D']:.4g}, G {sq['G']:.4g}): no ε_P with ε_P² = it")
+            continue
+        players = {p: math.sqrt(sq[p]) for p in PLAYERS}
+        value = max(players.values())
+        own = [e[family].value for e in per_seed if family in e]
+        each = "; ".join(f"seed {e.seed}: D {m[measure]['D']:.4g}, G {m[measure]['G']:.4g}"
+                         for e, m in zip(ests, measures, strict=True))
+        out[family] = {
+            "value": value, "interval": [min(*own, value), max(*own, value)], "n": sum(len(e.run) for e in ests),
+            "players": players,
+            "method": f"ε_P² = the mean over seeds {seeds} of each seed's {ests[0].measure_texts()[measure]}: "
+                      f"D {sq['D']:.4g}, G {sq['G']:.4g} (per seed: {each}); value = the larger ε_P (for readers "
+                      "that take one ε); interval: the seeds' own values with this one"}
+    return out, skipped
+
+
+def combined_noise_scales(ests: Sequence[Estimate]) -> dict[str, dict]:
+    """The noise_scale section over seeds: per player the mean of the seeds' B_simple (a local quantity, not a
+    bound), its interval spanning the seeds' values and their bootstrap intervals."""
+    per_seed = [(e.seed, e.noise_scales()) for e in ests]
+    out = {}
+    for p in PLAYERS:
+        have = [(s, d[p]) for s, d in per_seed if p in d]
+        if not have:
+            continue
+        entries = [e for _, e in have]
+        values = "; ".join(f"seed {s}: {e['value']:.4g}" for s, e in have)
+        out[p] = {"value": statistics.fmean(e["value"] for e in entries), "interval": _span(entries),
+                  "n": sum(e["n"] for e in entries),
+                  "method": f"the mean over seeds {_seed_list([s for s, _ in have])} of each seed's B_simple "
+                            f"({values}), each = mean tr Σ / mean ‖G‖² over its evaluations from midway to the "
+                            f"target, from two independent halves of {ests[0].settings.big_batch} samples; interval: "
+                            "every seed's value and its 90% bootstrap interval over its evaluations (min of lows, "
+                            "max of highs)"}
+    return out
+
+
+def combined_source(ests: Sequence[Estimate], skipped: Mapping[str, str]) -> dict:
+    """The source section over seeds: the shared config and settings, each seed's K and checkpoint table."""
+    first = ests[0]
+    runs = [{"seed": e.seed, "status": e.result.status, "steps_to_target": e.result.steps_to_target,
+             "steps_run": e.result.steps_run, "checkpoints": e.checkpoint_table(),
+             "estimation_seconds": round(e.seconds, 1)} for e in ests]
+    return {
+        "preset_config": first.config.to_dict(), "seeds": [e.seed for e in ests], "runs": runs,
+        "device": first.result.device, "settings": first.settings.__dict__,
+        "estimation_seconds": round(sum(e.seconds for e in ests), 1), "torch": torch.__version__,
+        "reference_point": first.reference_method, "epsilon_skipped": dict(skipped),
+        "rule": f"one reference run per seed ({_seed_list([e.seed for e in ests])}), each estimated as a one-seed "
+                "file is; then bounds (sigma2, smoothness, grad_bound, cross_lip, dist, h_max, gap) are the "
+                "largest over the seeds, h_min the smallest; noise_scale the mean over the seeds, epsilon_P² the "
+                "mean over the seeds of each seed's mean measure; intervals span the seeds' values and their own "
+                "intervals",
+    }
+
+
+def write_seeds(ests: Sequence[Estimate], path: str | Path, preset: str) -> None:
+    """One constants file from one estimate per seed; with one seed exactly :func:`write`'s file."""
+    from theory.schema import write_constants
+
+    if len(ests) == 1:
+        write(ests[0], path, preset)
+        return
+    if any(e.config != ests[0].config or e.settings != ests[0].settings for e in ests):
+        raise EmpiricalInputError("the seeds' estimates have different configs or settings: no one file holds them")
+    epsilon, skipped = combined_epsilon(ests)
+    write_constants(path, combined_constants(ests), {"preset": preset, **combined_source(ests, skipped)},
+                    epsilon=epsilon, noise_scale=combined_noise_scales(ests))
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # CLI
 
 
@@ -565,7 +742,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--preset", default="ring8", help=f"one of {', '.join(PRESETS)} (default ring8)")
     parser.add_argument("--out", default="constants.json", help="the constants file to write (default constants.json)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the reference run and of the estimates")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="seed of the reference run and of the estimates (default 0)")
+    parser.add_argument("--seeds", default=None,
+                        help="several seeds, e.g. 0,1,2 (instead of --seed): one reference run and estimate per "
+                             "seed, combined into one file whose intervals span the seeds' trajectories")
     d = EstimateSettings()
     parser.add_argument("--samples", type=int, default=d.samples, help="samples per noise estimate")
     parser.add_argument("--repeats", type=int, default=d.repeats, help="independent batches per checkpoint")
@@ -595,6 +776,25 @@ def _summary(est: Estimate, out: str) -> list[str]:
     return lines
 
 
+def _summary_seeds(ests: Sequence[Estimate], out: str) -> list[str]:
+    """Each seed's summary, then the combined file's main values."""
+    if len(ests) == 1:
+        return _summary(ests[0], out)
+    lines = [line for est in ests for line in _summary(est, out)[:-1]]
+    values = combined_constants(ests)
+    noise = combined_noise_scales(ests)
+    cells = [f"{label} {values[key]['value']:.4g} [{values[key]['interval'][0]:.4g}, {values[key]['interval'][1]:.4g}]"
+             for label, key in (("σ²_D", "sigma2_D"), ("σ²_G", "sigma2_G"), ("L_D", "smoothness_D"),
+                                ("L_G", "smoothness_G")) if key in values]
+    cells += [f"B_simple_{p} {noise[p]['value']:.4g} [{noise[p]['interval'][0]:.4g}, {noise[p]['interval'][1]:.4g}]"
+              for p in PLAYERS if p in noise]
+    lines.append(f"over seeds {_seed_list([e.seed for e in ests])}: " + ", ".join(cells))
+    for family, e in combined_epsilon(ests)[0].items():
+        lines.append(f"ε ({family}, over the seeds): D {e['players']['D']:.4g}, G {e['players']['G']:.4g}")
+    lines.append(f"wrote {out}; next: python -m theory.critical --constants {out} --family sgd-frozen")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -602,18 +802,21 @@ def main(argv: list[str] | None = None) -> int:
         settings = EstimateSettings(samples=args.samples, repeats=args.repeats, hessian_samples=args.hessian_samples,
                                     big_batch=args.big_batch, quantile=args.quantile, float64=args.float64)
         check_settings(settings)
+        if args.seeds is not None and args.seed is not None:
+            raise EmpiricalInputError("--seed and --seeds exclude each other: give one seed or a list")
+        seeds = parse_seeds(args.seeds) if args.seeds is not None else [0 if args.seed is None else args.seed]
         out = Path(args.out)
         if out.is_dir() or not out.parent.is_dir():
             raise EmpiricalInputError(f"--out {out}: need a file path in an existing folder")
-        est = estimate(config, args.seed, settings, show_progress=not args.no_progress)
-        write(est, out, args.preset)
+        ests = estimate_seeds(config, seeds, settings, show_progress=not args.no_progress)
+        write_seeds(ests, out, args.preset)
     except EmpiricalInputError as error:
         return fail("python -m empirical.constants", error)
     except OSError as error:
         return fail("python -m empirical.constants", f"cannot write {args.out}: {error.strerror or error}")
     except TheoryInputError as error:  # an estimate the schema refuses (e.g. not finite): nothing is written
         return fail("python -m empirical.constants", f"the estimates do not make a valid constants file: {error}")
-    print("\n".join(_summary(est, args.out)))
+    print("\n".join(_summary_seeds(ests, args.out)))
     return 0
 
 

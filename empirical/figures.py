@@ -11,6 +11,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from empirical.report import GroupAnalysis, TheoryPrediction
+    from empirical.scaling import ScalingAnalysis
     from empirical.theory_measure import MeasureAnalysis
     from empirical.train import EvalPoint
 
@@ -263,4 +264,75 @@ def plot_theory_measure(rows: Sequence[tuple[str, MeasureAnalysis, GroupAnalysis
             ax.set_title(f"{title}: {who}", fontsize=9)
             ax.grid(True, which="both", alpha=0.25)
             ax.legend(fontsize=6.5, loc="upper right", framealpha=0.6)
+    return _save(fig, path)
+
+
+def plot_scaling(analysis: ScalingAnalysis, path: Path) -> Path:
+    """The scaling laws, log-log: b* against target − C_F at each α and against α at each target, one panel per law
+    that the grid varies. Points: b*_fit (filled) and b*_floor (open) with their 90% bootstrap intervals over seeds,
+    b*_measured (×, on the grid); lines: the fitted law through b*_fit (solid) and b*_floor (dotted), and the
+    theory's slope drawn through each group's b*_fit centre (dashed) for comparison."""
+    from empirical.scaling import SERIES_WORDS, THEORY
+
+    plt = _pyplot()
+    laws = [law for law in ("target", "alpha") if analysis.law(law, "b_star_fit")]
+    fig, axes = plt.subplots(1, len(laws), figsize=(6.2 * len(laws), 6.0), constrained_layout=True, squeeze=False)
+    colours = plt.get_cmap("viridis")
+    for ax, law in zip(axes[0], laws, strict=True):
+        def x_of(p, law=law):
+            return p.target - p.c_f if law == "target" else p.alpha
+
+        def key_of(p, law=law):  # the other variable: a line per value of it
+            return (p.optimizer, p.alpha) if law == "target" else (p.optimizer, p.target)
+
+        keys = sorted({key_of(p) for p in analysis.points["b_star_fit"]})
+        for n, key in enumerate(keys):
+            colour = colours(n / max(len(keys) - 1, 1) * 0.85)
+            words = f"α_D = {key[1]:g}" if law == "target" else f"target {key[1]:g}"
+            if len({k[0] for k in keys}) > 1:
+                words = f"{key[0]}, {words}"
+            for series, marker, face in (("b_star_fit", "o", colour), ("b_star_floor", "s", "none"),
+                                         ("b_star_measured", "x", colour)):
+                pts = sorted((p for p in analysis.points[series] if key_of(p) == key and p.usable), key=x_of)
+                if not pts:
+                    continue
+                x = np.array([x_of(p) for p in pts])
+                y = np.array([p.value for p in pts])
+                if series == "b_star_measured":
+                    ax.plot(x, y, marker, color=colour, ms=5, alpha=0.6)
+                    continue
+                lo = np.array([p.interval.low if p.interval else v for p, v in zip(pts, y, strict=True)])
+                hi = np.array([p.interval.high if p.interval else v for p, v in zip(pts, y, strict=True)])
+                ax.errorbar(x, y, yerr=[np.maximum(y - lo, 0), np.maximum(hi - y, 0)], fmt=marker, color=colour,
+                            mfc=face, ms=6, capsize=2, lw=1, label=words if series == "b_star_fit" else None)
+                regression = analysis.regressions.get(series)
+                if regression is not None and law in regression.exponents:
+                    ax.plot(x, [regression.predict(p) for p in pts], "-" if series == "b_star_fit" else ":",
+                            color=colour, lw=1.3)
+                if series == "b_star_fit" and len(pts) > 1:
+                    cx, cy = np.exp(np.mean(np.log(x))), np.exp(np.mean(np.log(y)))
+                    dense = np.geomspace(x.min(), x.max(), 50)
+                    ax.plot(dense, cy * (dense / cx) ** THEORY[law], "--", color=colour, lw=1, alpha=0.7)
+        # the styles, once, in words
+        for series, style in (("b_star_fit", "o-"), ("b_star_floor", "s:"), ("b_star_measured", "x")):
+            fit = analysis.law(law, series)
+            if fit is None:
+                continue
+            slope = "no fit" if fit.exponent is None else f"slope {round(fit.exponent, 9) + 0.0:.2f}" + (
+                f" [{round(fit.interval.low, 9) + 0.0:.2f}, {round(fit.interval.high, 9) + 0.0:.2f}]"
+                if fit.interval else "")
+            ax.plot([], [], style, color="grey", mfc="none" if series == "b_star_floor" else "grey",
+                    label=f"{SERIES_WORDS[series]}: {slope}")
+        ax.plot([], [], "--", color="grey", label=f"theory's slope {THEORY[law]:g} through the b*_fit points")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        if law == "target":
+            ax.set_xlabel("FID target − C_F (the floor constant)   ← tighter")
+            ax.set_title("b* as the target tightens, at fixed learning rate", fontsize=10)
+        else:
+            ax.set_xlabel("learning rate α_D (α_G in its fixed ratio)")
+            ax.set_title("b* against the learning rate, at fixed target", fontsize=10)
+        ax.set_ylabel("critical batch size b*")
+        ax.grid(True, which="both", alpha=0.25)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)  # below: clear of the data
     return _save(fig, path)

@@ -13,6 +13,7 @@ illustrative defaults; the report says which.
 from __future__ import annotations
 
 import csv
+import json
 import math
 import sys
 from collections.abc import Sequence
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from empirical import benchmarks, theory_measure
+from empirical import benchmarks, scaling, theory_measure
 from empirical.cli import OneLineParser, fail
 from empirical.config import TrainConfig
 from empirical.errors import EmpiricalInputError
@@ -511,7 +512,9 @@ def _schedule(base: TrainConfig) -> str:
 def render_markdown(folder: Path, preset: str, base: TrainConfig, groups: Sequence[GroupAnalysis],
                     theory: dict[tuple[str, float], list[TheoryPrediction]], figures: dict[str, str],
                     choice: ConstantsChoice | None = None, noise: NoisePrediction | None = None,
-                    measures: dict[tuple[str, float], list[MeasureAnalysis]] | None = None) -> str:
+                    measures: dict[tuple[str, float], list[MeasureAnalysis]] | None = None, *,
+                    laws: Sequence[str] = ()) -> str:
+    """report.md; `laws`: the scaling-law section (empirical.scaling.markdown), shown first where given."""
     choice = choice or ConstantsChoice(None, "family defaults (illustrative)")
     targets = _targets(groups)
     several = len(targets) > 1
@@ -525,6 +528,7 @@ def render_markdown(folder: Path, preset: str, base: TrainConfig, groups: Sequen
         "G step per step), SFO = K·b. Intervals are 90% bootstrap intervals over seeds.",
         "",
     ]
+    lines += laws
     if several:
         lines += _by_target(groups)
     for g in groups:
@@ -694,9 +698,21 @@ def write_report(folder: str | Path, constants_file: str | None = None, n_resamp
         fig.plot_theory_measure(panels, folder / "theory_measure.png")
         figures["theory_measure"] = "theory_measure.png"
         write_theory_measure_csv(stopped_by, measures, folder / "theory_measure.csv")
+    laws: list[str] = []
+    if scaling.several(groups):  # two targets or two lr scales: the laws of b* (empirical/scaling.py)
+        analysis = scaling.analyse_scaling(groups, n_resamples)
+        json_path = folder / "scaling.json"
+        json_path.with_name("scaling.json.tmp").write_text(json.dumps(analysis.to_json(), indent=1) + "\n")
+        json_path.with_name("scaling.json.tmp").replace(json_path)
+        picture = "scaling.png" if analysis.law("target", "b_star_fit") or analysis.law("alpha", "b_star_fit") \
+            else None
+        if picture:
+            fig.plot_scaling(analysis, folder / picture)
+        laws = scaling.markdown(analysis, picture)
     path = folder / "report.md"
     temporary = path.with_name("report.md.tmp")
-    temporary.write_text(render_markdown(folder, preset, base, groups, theory, figures, choice, noise, measures))
+    temporary.write_text(render_markdown(folder, preset, base, groups, theory, figures, choice, noise, measures,
+                                         laws=laws))
     temporary.replace(path)
     return path
 

@@ -125,7 +125,7 @@ CATALOGUE: dict[str, ConstantSpec] = {
             "per-coordinate distance bound: |θ_k,i − θ_i| <= Dist_P for the iterates and the reference "
             "point θ of the stationarity measure (bounded domain)",
             "parameter units",
-            "max over the run of ||θ_k − θ_0||_inf (with θ = θ_0 as reference point)",
+            "max over the run of ||θ_k − θ_ref||_inf, θ_ref the reference point of the VI gap",
         ),
         _spec(
             "dim", "d_<P>", r"d_<P>",

@@ -6,6 +6,7 @@ one line."""
 import dataclasses
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -127,6 +128,12 @@ def test_cli_writes_a_file_that_theory_critical_reads(tmp_path, capsys, monkeypa
     (["--lr-d", "-1"], "lr_d must be a positive finite number"),
     (["--out", "/nonexistent-folder/c.json"], "need a file path in an existing folder"),
     (["--device", "cuda:999"], "device 'cuda:999'"),
+    (["--seeds", ""], "--seeds must be a comma-separated list of integers"),
+    (["--seeds", "0,,2"], "--seeds must be a comma-separated list of integers"),
+    (["--seeds", "0,x"], "--seeds: 'x' is not an integer"),
+    (["--seeds", "1.5"], "--seeds: '1.5' is not an integer"),
+    (["--seeds", "0,1,0"], "seed 0 is given twice"),
+    (["--seeds", "0,1", "--seed", "2"], "--seed and --seeds exclude each other"),
 ])
 def test_bad_input_is_one_line(flags, message, capsys):
     assert constants.main([*FLAGS, *flags]) == 2
@@ -448,3 +455,111 @@ def test_regenerated_lqgan_file_has_the_shipped_files_form(tmp_path, capsys, lq)
         assert doc["epsilon_players"][p]["value"] == f.epsilon_players["sgd-frozen"][p]
         assert str(out) in doc["epsilon_players"][p]["source"]
     assert f.epsilon_players["sgd-frozen"]["D"] != f.epsilon_players["sgd-frozen"]["G"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# --seeds: one reference run and estimate per seed, combined by the one-seed file's rules
+
+LQ_SHORT = LQ.with_(max_steps=60)  # 13 evaluations; two seeds' runs and estimates in about a second
+LQ_SHORT_SETTINGS = EstimateSettings(samples=256, repeats=2, hessian_samples=1024, big_batch=2048)
+LQ_FLAGS = ["--preset", "lqgan", "--max-steps", "60", "--samples", "256", "--repeats", "2", "--hessian-samples",
+            "1024", "--big-batch", "2048", "--no-progress"]
+LARGEST = {"sigma2", "smoothness", "grad_bound", "cross_lip", "dist", "h_max", "gap"}
+
+
+@pytest.fixture(scope="module")
+def lq_two_seeds(tmp_path_factory):
+    """`--seeds 0,1` on short lqgan runs through the CLI, and the two seeds' estimates made independently."""
+    out = tmp_path_factory.mktemp("seeds") / "lqgan-seeds.json"
+    assert constants.main([*LQ_FLAGS, "--seeds", "0,1", "--out", str(out)]) == 0
+    return json.loads(out.read_text()), [estimate(LQ_SHORT, seed=s, settings=LQ_SHORT_SETTINGS) for s in (0, 1)]
+
+
+@pytest.fixture(scope="module")
+def ring_two_seeds(ring_estimate, tmp_path_factory):
+    """Seeds 0 and 1 of the tiny ring8 (Adam: h_min, h_max, the VI gap at a trained θ_ref), combined by
+    write_seeds from two independent estimate() calls."""
+    out = tmp_path_factory.mktemp("seeds") / "ring8-seeds.json"
+    ests = [ring_estimate, estimate(TINY.with_(max_steps=30), seed=1, settings=QUICK)]
+    constants.write_seeds(ests, out, "ring8")
+    return json.loads(out.read_text()), ests
+
+
+@pytest.mark.parametrize("which", ["lq_two_seeds", "ring_two_seeds"])
+def test_seeds_file_combines_the_seeds_by_the_one_seed_rules(which, request):
+    """Each bound the largest of the two seeds' values (h_min the smallest), settings equal to each seed's, the
+    noise scale the mean, ε_P² the mean of the seeds' ε_P², every interval covering each seed's value and interval,
+    n the seeds' counts added; the source keeps each seed's K and checkpoint table."""
+    doc, ests = request.getfixturevalue(which)
+    per = [e.constants() for e in ests]
+    for key, entry in doc["constants"].items():
+        name, seeds = key[:-2], [c[key] for c in per]
+        if name not in LARGEST | {"h_min"}:
+            assert entry == seeds[0] == seeds[1], key
+            continue
+        assert entry["value"] == (max if name in LARGEST else min)(s["value"] for s in seeds), key
+        assert entry["n"] == sum(s["n"] for s in seeds) and "over seeds 0, 1 " in entry["method"], key
+        lo, hi = entry["interval"]
+        for s in seeds:
+            own = [s["value"], *s.get("interval", [])]
+            assert lo <= min(own) and max(own) <= hi, key
+    names = {k[:-2] for k in doc["constants"]}
+    assert {"sigma2", "smoothness", "grad_bound", "dist", "gap"} <= names
+    assert ({"h_min", "h_max"} <= names) == (which == "ring_two_seeds")
+    for p, entry in doc["noise_scale"].items():
+        seeds = [e.noise_scales()[p] for e in ests]
+        assert entry["value"] == pytest.approx((seeds[0]["value"] + seeds[1]["value"]) / 2, rel=1e-12)
+        assert entry["n"] == seeds[0]["n"] + seeds[1]["n"]
+        assert entry["interval"][0] <= min(min(s["interval"]) for s in seeds)
+        assert entry["interval"][1] >= max(max(s["interval"]) for s in seeds)
+    assert set(doc["noise_scale"]) == {"D", "G"}
+    for family, entry in doc["epsilon"].items():
+        sq = {p: [e.measures()[_measure_of(family)][p] for e in ests] for p in "DG"}
+        assert entry["players"] == pytest.approx({p: math.sqrt((a + b) / 2) for p, (a, b) in sq.items()}, rel=1e-12)
+        for i, e in enumerate(ests):  # each seed's own ε, where it has one, is its mean measure: as above
+            if family in e.epsilon():
+                assert e.epsilon()[family].players == pytest.approx({p: math.sqrt(sq[p][i]) for p in "DG"},
+                                                                    rel=1e-12)
+                assert entry["interval"][0] <= e.epsilon()[family].value <= entry["interval"][1]
+    assert "sgd" in doc["epsilon"]
+    for family, why in doc["source"]["epsilon_skipped"].items():
+        mean = {p: np.mean([e.measures()[_measure_of(family)][p] for e in ests]) for p in "DG"}
+        assert min(mean.values()) <= 0 and "over seeds 0, 1" in why
+    source = doc["source"]
+    assert source["seeds"] == [0, 1] and [r["seed"] for r in source["runs"]] == [0, 1]
+    for run, e in zip(source["runs"], ests, strict=True):
+        assert run["steps_to_target"] == e.result.steps_to_target and run["checkpoints"] == e.checkpoint_table()
+    # the seeds' trajectories differ, so the combination is not one seed's numbers twice
+    assert per[0]["sigma2_D"]["value"] != per[1]["sigma2_D"]["value"]
+
+
+def test_seeds_share_one_reference_point(ring_two_seeds):
+    """θ_ref does not depend on the seed: estimate_seeds makes it once, and it is the one estimate() makes alone."""
+    _, (seed0, seed1) = ring_two_seeds
+    shared = constants.estimate_seeds(TINY.with_(max_steps=30), [2, 3], settings=QUICK)
+    for e in (*shared, seed1):
+        assert e.reference_method == seed0.reference_method
+        assert all(torch.equal(e.reference[p], seed0.reference[p]) for p in "DG")
+
+
+def test_one_seed_gives_the_one_seed_file(lq_two_seeds, tmp_path, capsys):
+    """`--seeds 0` and `--seed 0` write the file write() makes from one estimate, byte for byte but for the timing."""
+    _, (seed0, _) = lq_two_seeds
+    constants.write(seed0, tmp_path / "direct.json", "lqgan")
+    for flags in (["--seeds", "0"], ["--seed", "0"]):
+        assert constants.main([*LQ_FLAGS, *flags, "--out", str(tmp_path / "cli.json")]) == 0
+        texts = [(tmp_path / f).read_text() for f in ("direct.json", "cli.json")]
+        untimed = [re.sub(r'"estimation_seconds": [0-9.]+', "", t) for t in texts]
+        assert untimed[0] == untimed[1] and "estimation_seconds" in texts[1]
+    assert "over seeds" not in capsys.readouterr().out
+
+
+def test_seeds_file_feeds_theory_critical(lq_two_seeds, tmp_path, capsys):
+    doc, _ = lq_two_seeds
+    out = tmp_path / "c.json"
+    out.write_text(json.dumps(doc))
+    f = load_constants(out)
+    assert critical.main(["--constants", str(out), "--family", "sgd-frozen", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["epsilon_players"]["D"]["value"] == f.epsilon_players["sgd-frozen"]["D"]
+    assert result["constants"]["sigma2_D"]["value"] == doc["constants"]["sigma2_D"]["value"]
