@@ -81,20 +81,13 @@ def render(preset: str, results: Path = RESULTS) -> Rendered:
     """The report markdown of `preset`'s committed store, as `python -m empirical.report` writes it but without
     figures (the published blocks leave them out), analysed once per process."""
     from empirical import report
-    from empirical.store import read_store
 
     with _unpacked(preset, results) as folder:
-        with read_store(folder) as store:
-            base, name = store.base_config(), store.meta("preset") or preset
-            groups = report.analyse_store(store, BOOTSTRAP)
-    choice = report.choose_constants(None, name, base)
-    noise = report.noise_prediction(choice)
-    theory = {(g.optimizer, g.lr_scale): report.theory_predictions(g.lr_d, g.lr_g, choice, g.optimizer)
-              for g in groups}
-    measures = {(g.optimizer, g.lr_scale): report.analyse_measures(g, choice, BOOTSTRAP) for g in groups}
-    main = min(groups, key=lambda g: (abs(math.log(g.lr_scale)), g.optimizer))
-    markdown = report.render_markdown(Path(f"out/{preset}"), name, base, groups, theory, {}, choice, noise, measures)
-    return Rendered(preset, markdown, groups, theory, noise, measures[(main.optimizer, main.lr_scale)])
+        a = report.analyse_folder(folder, n_resamples=BOOTSTRAP)
+    markdown = report.render_markdown(Path(f"out/{preset}"), a.preset, a.base, a.groups, a.theory, {}, a.choice,
+                                      a.noise, a.measures)
+    main = a.main_group
+    return Rendered(preset, markdown, a.groups, a.theory, a.noise, a.measures[(main.optimizer, main.lr_scale)])
 
 
 def report_figures(preset: str, results: Path = RESULTS) -> Path:
@@ -495,7 +488,13 @@ def fill(text: str, where: str) -> str:
         name = m["name"]
         if name not in VALUES:
             raise EmpiricalInputError(f"{where}: unknown value {name!r} (known: {', '.join(sorted(VALUES))})")
-        return m.group(1) + VALUES[name]() + m.group(4)
+        try:
+            rendered = VALUES[name]()
+        except (AttributeError, TypeError, ValueError, ZeroDivisionError, StopIteration) as error:
+            # a value whose analysis is missing (no floor fit, no hyperbola fit, no family row) for this store
+            raise EmpiricalInputError(f"{where}: value {name!r} cannot be rendered from the committed results "
+                                      f"({type(error).__name__}: {error})") from None
+        return m.group(1) + rendered + m.group(4)
 
     def cli(m: re.Match) -> str:
         return m.group(1) + theory_critical_output(m["name"]) + m.group(4)
@@ -518,13 +517,18 @@ def theory_critical_output(args: str) -> str:
     return out.getvalue().rstrip("\n")
 
 
-def stale(root: Path = ROOT) -> list[str]:
-    """The marked places of the published pages that differ from what the code renders now."""
-    out = []
+def _rerendered(root: Path) -> Iterator[tuple[str, Path, str, str]]:
+    """(page, its path, its text, the text with every marked place re-rendered) for each published page."""
     for page in PAGES:
         path = root / page
         text = path.read_text(encoding="utf-8")
-        new = fill(text, page)
+        yield page, path, text, fill(text, page)
+
+
+def stale(root: Path = ROOT) -> list[str]:
+    """The marked places of the published pages that differ from what the code renders now."""
+    out = []
+    for page, _, text, new in _rerendered(root):
         if new != text:
             old_marks = {m["name"]: m["body"] for r in (_BLOCK, _VALUE, _CLI) for m in r.finditer(text)}
             new_marks = {m["name"]: m["body"] for r in (_BLOCK, _VALUE, _CLI) for m in r.finditer(new)}
@@ -545,10 +549,7 @@ CLI_FIGURES = {"docs/img/theory_critical.png": "--preset lqgan"}  # figure -> py
 def write(root: Path = ROOT) -> list[str]:
     """Re-render every page's marked places and copy the report figures; return the pages changed."""
     changed = []
-    for page in PAGES:
-        path = root / page
-        text = path.read_text(encoding="utf-8")
-        new = fill(text, page)
+    for page, path, text, new in _rerendered(root):
         if new != text:
             path.write_text(new, encoding="utf-8")
             changed.append(page)

@@ -655,26 +655,56 @@ def write_theory_measure_csv(groups: Sequence[GroupAnalysis], measures: dict[tup
     return path
 
 
-def write_report(folder: str | Path, constants_file: str | None = None, n_resamples: int = 1000) -> Path:
-    """Analyse the sweep in `folder` and write report.md, figures and CSV there; return the report's path."""
-    from empirical import figures as fig
+@dataclass
+class FolderAnalysis:
+    """Everything the report says about one sweep folder, before any figure or file is written."""
 
+    base: TrainConfig
+    preset: str
+    groups: list[GroupAnalysis]
+    stopped_by: list[GroupAnalysis]  # the groups at the target the runs stopped by (the tightest)
+    main_group: GroupAnalysis
+    histories: dict[int, list]  # the main group's FID histories per batch size, for the training-curves figure
+    choice: ConstantsChoice
+    noise: NoisePrediction | None
+    theory: dict[tuple[str, float], list[TheoryPrediction]]
+    measures: dict[tuple[str, float], list[MeasureAnalysis]]
+
+
+def analyse_folder(folder: str | Path, constants_file: str | None = None, n_resamples: int = 1000,
+                   export_csv: bool = False) -> FolderAnalysis:
+    """Analyse the sweep in `folder` (the measured side, the theory's predictions and its own measure);
+    `export_csv`: also write runs.csv and history.csv there."""
     folder = Path(folder)
     with read_store(folder) as store:
         base, preset = store.base_config(), store.meta("preset") or "custom"
         groups = analyse_store(store, n_resamples)
         if not groups:
             raise EmpiricalInputError(f"{folder} holds no finished runs yet")
-        several = len(_targets(groups)) > 1
         stopped_by = [g for g in groups if g.target_fid == base.target_fid]  # the runs' own target, the tightest
         main_group = min(stopped_by, key=lambda g: (abs(math.log(g.lr_scale)), g.optimizer))
         histories: dict[int, list] = {}
         for row in main_group.rows:
             histories.setdefault(row.cell.batch_size, []).append(store.history(row.id))
-        store.export_csv(folder)
+        if export_csv:
+            store.export_csv(folder)
     choice = choose_constants(constants_file, preset, base)
-    noise = noise_prediction(choice)
     theory = {(g.optimizer, g.lr_scale): theory_predictions(g.lr_d, g.lr_g, choice, g.optimizer) for g in groups}
+    # the theory's measures: beside the FID K of the target the runs stopped by (analyse_store records them there)
+    measures = {(g.optimizer, g.lr_scale): analyse_measures(g, choice, n_resamples) for g in stopped_by}
+    return FolderAnalysis(base, preset, groups, stopped_by, main_group, histories, choice,
+                          noise_prediction(choice), theory, measures)
+
+
+def write_report(folder: str | Path, constants_file: str | None = None, n_resamples: int = 1000) -> Path:
+    """Analyse the sweep in `folder` and write report.md, figures and CSV there; return the report's path."""
+    from empirical import figures as fig
+
+    folder = Path(folder)
+    a = analyse_folder(folder, constants_file, n_resamples, export_csv=True)
+    base, preset, groups, stopped_by, histories = a.base, a.preset, a.groups, a.stopped_by, a.histories
+    choice, noise, theory, measures = a.choice, a.noise, a.theory, a.measures
+    several = len(_targets(groups)) > 1
     figures = {}
     for g in groups:
         name = _figure_name("k_n", g, several)
@@ -691,8 +721,6 @@ def write_report(folder: str | Path, constants_file: str | None = None, n_resamp
         fig.plot_heatmap(stopped_by, folder / "heatmap.png")
         figures["heatmap"] = "heatmap.png"
     write_summary_csv(groups, theory, noise, folder / "summary.csv")
-    # the theory's measures: beside the FID K of the target the runs stopped by (analyse_store records them there)
-    measures = {(g.optimizer, g.lr_scale): analyse_measures(g, choice, n_resamples) for g in stopped_by}
     panels = [(g.label, a, g) for g in stopped_by for a in measures[(g.optimizer, g.lr_scale)]]
     if panels:
         fig.plot_theory_measure(panels, folder / "theory_measure.png")

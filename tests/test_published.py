@@ -71,3 +71,11 @@ def test_an_unknown_marker_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(published, "PAGES", ("page.md",))
     with pytest.raises(EmpiricalInputError, match="page.md: unknown value 'no.such.value'"):
         published.stale(tmp_path)
+
+
+def test_a_value_the_results_cannot_give_is_one_line(tmp_path, monkeypatch):
+    # ring8-amsgrad's runs never settle (floor detection off): it has no floor fit, so no b*_floor to publish
+    (tmp_path / "page.md").write_text("<!--v ring8-amsgrad.floor.b_star-->1<!--/v-->\n")
+    monkeypatch.setattr(published, "PAGES", ("page.md",))
+    with pytest.raises(EmpiricalInputError, match=r"page.md: value 'ring8-amsgrad.floor.b_star' cannot be rendered"):
+        published.stale(tmp_path)
