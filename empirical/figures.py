@@ -268,29 +268,34 @@ def plot_theory_measure(rows: Sequence[tuple[str, MeasureAnalysis, GroupAnalysis
 
 
 def plot_scaling(analysis: ScalingAnalysis, path: Path) -> Path:
-    """The scaling laws, log-log: b* against target − C_F at each α and against α at each target, one panel per law
-    that the grid varies. Points: b*_fit (filled) and b*_floor (open) with their 90% bootstrap intervals over seeds,
-    b*_measured (×, on the grid); lines: the fitted law through b*_fit (solid) and b*_floor (dotted), and the
-    theory's slope drawn through each group's b*_fit centre (dashed) for comparison."""
-    from empirical.scaling import SERIES_WORDS, THEORY
+    """The scaling laws, log-log: b* against target − C_F, against α and against the data's noise scale, one panel
+    per law that the grid varies, a line per value of the other variables. Points: b*_fit (filled) and b*_floor
+    (open) with their 90% bootstrap intervals over seeds, b*_measured (×, on the grid); lines: the fitted law through
+    b*_fit (solid) and b*_floor (dotted), and the theory's slope drawn through each line's b*_fit centre (dashed)."""
+    from empirical.scaling import LAWS, SERIES_WORDS, law_variable
 
     plt = _pyplot()
-    laws = [law for law in ("target", "alpha") if analysis.law(law, "b_star_fit")]
+    laws = [law for law in ("target", "alpha", "noise") if analysis.law(law, "b_star_fit")]
     fig, axes = plt.subplots(1, len(laws), figsize=(6.2 * len(laws), 6.0), constrained_layout=True, squeeze=False)
     colours = plt.get_cmap("viridis")
+    names = {"alpha": "α_D", "target": "target", "noise": "noise scale"}
     for ax, law in zip(axes[0], laws, strict=True):
+        others = [x for x in LAWS if x != law and analysis.law(x, "b_star_fit")]
+
         def x_of(p, law=law):
-            return p.target - p.c_f if law == "target" else p.alpha
+            return law_variable(law, p)
 
-        def key_of(p, law=law):  # the other variable: a line per value of it
-            return (p.optimizer, p.alpha) if law == "target" else (p.optimizer, p.target)
+        def key_of(p, others=others):  # the other variables: a line per value of them
+            return (p.optimizer, *((p.alpha if x == "alpha" else p.target if x == "target" else p.noise)
+                                   for x in others))
 
+        theory = next(x.theory for x in analysis.laws if x.law == law)
         keys = sorted({key_of(p) for p in analysis.points["b_star_fit"]})
         for n, key in enumerate(keys):
             colour = colours(n / max(len(keys) - 1, 1) * 0.85)
-            words = f"α_D = {key[1]:g}" if law == "target" else f"target {key[1]:g}"
+            words = ", ".join(f"{names[x]} {v:g}" for x, v in zip(others, key[1:], strict=True))
             if len({k[0] for k in keys}) > 1:
-                words = f"{key[0]}, {words}"
+                words = f"{key[0]}, {words}" if words else key[0]
             for series, marker, face in (("b_star_fit", "o", colour), ("b_star_floor", "s", "none"),
                                          ("b_star_measured", "x", colour)):
                 pts = sorted((p for p in analysis.points[series] if key_of(p) == key and p.usable), key=x_of)
@@ -304,7 +309,7 @@ def plot_scaling(analysis: ScalingAnalysis, path: Path) -> Path:
                 lo = np.array([p.interval.low if p.interval else v for p, v in zip(pts, y, strict=True)])
                 hi = np.array([p.interval.high if p.interval else v for p, v in zip(pts, y, strict=True)])
                 ax.errorbar(x, y, yerr=[np.maximum(y - lo, 0), np.maximum(hi - y, 0)], fmt=marker, color=colour,
-                            mfc=face, ms=6, capsize=2, lw=1, label=words if series == "b_star_fit" else None)
+                            mfc=face, ms=6, capsize=2, lw=1, label=(words or None) if series == "b_star_fit" else None)
                 regression = analysis.regressions.get(series)
                 if regression is not None and law in regression.exponents:
                     ax.plot(x, [regression.predict(p) for p in pts], "-" if series == "b_star_fit" else ":",
@@ -312,7 +317,7 @@ def plot_scaling(analysis: ScalingAnalysis, path: Path) -> Path:
                 if series == "b_star_fit" and len(pts) > 1:
                     cx, cy = np.exp(np.mean(np.log(x))), np.exp(np.mean(np.log(y)))
                     dense = np.geomspace(x.min(), x.max(), 50)
-                    ax.plot(dense, cy * (dense / cx) ** THEORY[law], "--", color=colour, lw=1, alpha=0.7)
+                    ax.plot(dense, cy * (dense / cx) ** theory, "--", color=colour, lw=1, alpha=0.7)
         # the styles, once, in words
         for series, style in (("b_star_fit", "o-"), ("b_star_floor", "s:"), ("b_star_measured", "x")):
             fit = analysis.law(law, series)
@@ -323,15 +328,18 @@ def plot_scaling(analysis: ScalingAnalysis, path: Path) -> Path:
                 if fit.interval else "")
             ax.plot([], [], style, color="grey", mfc="none" if series == "b_star_floor" else "grey",
                     label=f"{SERIES_WORDS[series]}: {slope}")
-        ax.plot([], [], "--", color="grey", label=f"theory's slope {THEORY[law]:g} through the b*_fit points")
+        ax.plot([], [], "--", color="grey", label=f"theory's slope {theory:.3g} through the b*_fit points")
         ax.set_xscale("log")
         ax.set_yscale("log")
         if law == "target":
             ax.set_xlabel("FID target − C_F (the floor constant)   ← tighter")
             ax.set_title("b* as the target tightens, at fixed learning rate", fontsize=10)
-        else:
+        elif law == "alpha":
             ax.set_xlabel("learning rate α_D (α_G in its fixed ratio)")
             ax.set_title("b* against the learning rate, at fixed target", fontsize=10)
+        else:
+            ax.set_xlabel("data noise scale s (data covariance s·Σ)")
+            ax.set_title("b* against the gradient noise, at fixed target and learning rate", fontsize=10)
         ax.set_ylabel("critical batch size b*")
         ax.grid(True, which="both", alpha=0.25)
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)  # below: clear of the data

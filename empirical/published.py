@@ -472,6 +472,169 @@ def _exact_floor_error() -> str:
     return f"{math.ceil(100 * max(errors))}%"
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Scaling laws and the predictor table: sweeps with many groups, analysed with fewer resamples (their intervals
+# say so), several stores (one per data noise scale) read as one sweep
+
+LAW_BOOTSTRAP = 200
+# A law sweep made of several committed stores (one per data noise scale): its name -> the stores.
+STORE_SETS: dict[str, tuple[str, ...]] = {
+    "lqgan-noise": ("lqgan-noise-s0.5", "lqgan-noise-s1", "lqgan-noise-s2", "lqgan-noise-s4"),
+}
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """The groups of one committed sweep (or store set) with each store's preset and base config."""
+
+    name: str
+    groups: list  # GroupAnalysis, every store's
+    presets: dict[int, tuple[str, object]]  # id(group) -> (preset, base TrainConfig)
+
+
+@cache
+def sweep(name: str, results: Path = RESULTS) -> Sweep:
+    """Every group of the committed store NAME (or of STORE_SETS[NAME]), at LAW_BOOTSTRAP resamples."""
+    from empirical import report
+
+    groups, presets = [], {}
+    for store in STORE_SETS.get(name, (name,)):
+        with _unpacked(store, results) as folder:
+            a = report.analyse_folder(folder, n_resamples=LAW_BOOTSTRAP)
+        groups += a.groups
+        presets.update({id(g): (a.preset, a.base) for g in a.groups})
+    return Sweep(name, groups, presets)
+
+
+@cache
+def _laws(name: str):
+    from empirical import report, scaling
+
+    s = sweep(name)
+    base = next(iter(s.presets.values()))[1]
+    theory = report._noise_theory(base, [g.data_scale for g in s.groups])
+    return scaling.analyse_scaling(s.groups, LAW_BOOTSTRAP, theory=theory)
+
+
+def _laws_table(name: str) -> str:
+    from empirical import scaling
+
+    lines = scaling.markdown(_laws(name), None)[2:]  # without the heading: the page has its own
+    lines = [x.replace("90% bootstrap intervals over seeds", f"90% bootstrap intervals over seeds ({LAW_BOOTSTRAP} "
+                                                           "resamples)") for x in lines]
+    return "\n".join(lines).strip("\n")
+
+
+def _groups_table(name: str) -> str:
+    from empirical import index_page
+
+    return "\n".join(index_page.group_rows([index_page.Entry("", g) for g in sweep(name).groups], links=False))
+
+
+BLOCK_KINDS["laws"] = _laws_table
+BLOCK_KINDS["groups"] = _groups_table
+
+# The sweeps whose every group is a cell of the predictor table (docs/findings.md).
+PREDICTOR_SWEEPS = ("lqgan", "lqgan-done", "lqgan-noise", "lqgan-amsgrad", "lqgan-adam", "lqgan-adam-tight",
+                    "gauss-mlp", "gauss-mlp-sgd", "gauss-mlp-paper", "ring8-amsgrad", "ring8-paper")
+CONSTANTS_EXTRA = RESULTS / "constants"  # constants of a preset at another optimizer or data scale than shipped
+
+
+def constants_for(preset: str, base, optimizer: str):
+    """The constants file measured on `preset` with `optimizer` at `base`'s config (up to the grid's axes and the
+    target), and the FID target its ε belongs to; (None, None) where none was measured."""
+    from empirical.config import TrainConfig
+    from empirical.report import _FREE_FIELDS
+    from theory.schema import load_constants
+
+    free = _FREE_FIELDS | {"target_fid"}
+    scale = getattr(base, "data_scale", 1.0)
+    names = [ROOT / "theory" / "measured" / f"{preset}.json", CONSTANTS_EXTRA / f"{preset}-{optimizer}.json",
+             CONSTANTS_EXTRA / f"{preset}-s{scale:g}.json"]
+    defaults = TrainConfig().to_dict()
+    for path in names:
+        if not path.is_file():
+            continue
+        f = load_constants(str(path))
+        config = f.source.get("preset_config", {})
+        if config.get("optimizer") != optimizer:
+            continue
+        if any(config.get(k, defaults[k]) != v for k, v in base.to_dict().items() if k not in free):
+            continue
+        return f, config.get("target_fid")
+    return None, None
+
+
+@cache
+def predictor_rows() -> list:
+    from empirical import predictors
+    from empirical.report import ConstantsChoice, theory_predictions
+
+    rows = []
+    for name in PREDICTOR_SWEEPS:
+        s = sweep(name)
+        for g in s.groups:
+            preset, base = s.presets[id(g)]
+            cell = predictors.Cell(name, preset, g, control=base.data == "lqgan")
+            file, target = constants_for(preset, base.with_(optimizer=g.optimizer, lr_table=None), g.optimizer)
+            choice = ConstantsChoice(file, f"measured on {preset}")
+
+            def predict(group, choice=choice):
+                return theory_predictions(group.lr_d, group.lr_g, choice, group.optimizer)
+
+            row = predictors.Row(cell, {"b*_floor": predictors.floor_value(cell)})
+            row.values.update(predictors.family_values(cell, file, target, predict))
+            row.values.update(predictors.noise_values(cell, file))
+            rows.append(row)
+    return rows
+
+
+def _cell(value, b_fit) -> str:
+    ratio = value.ratio(b_fit)
+    if value.value is None:
+        return "—"
+    return f"{value.value:.3g}" + ("" if ratio is None else f" ({ratio:.2g}×)")
+
+
+def predictors_table() -> str:
+    """docs/findings.md: every cell's b*_fit and each predictor's b* (its ratio to b*_fit)."""
+    from empirical import predictors
+
+    rows = [r for r in predictor_rows() if r.cell.b_fit is not None]
+    names = predictors.predictors_in(rows)
+    lines = ["| sweep | optimizer, α_D | target | s | b*_fit | " + " | ".join(names) + " |",
+             "|---|---|---:|---:|---:|" + "---:|" * len(names)]
+    for r in rows:
+        g = r.cell.group
+        lines.append(f"| {r.cell.sweep} | {g.optimizer}, {g.lr_d:g} | {g.target_fid:g} | {g.data_scale:g} | "
+                     f"{r.cell.b_fit:.3g} | " + " | ".join(_cell(r.values[n], r.cell.b_fit) if n in r.values
+                                                         else "·" for n in names) + " |")
+    return "\n".join(lines)
+
+
+def predictor_scores_table() -> str:
+    """docs/findings.md: per predictor, its median |log₂ ratio| and share of cells within 2× of b*_fit."""
+    from empirical import predictors
+
+    rows = predictor_rows()
+    lines = ["| predictor | cells with a value (of those with a b*_fit) | median ratio to b*_fit | median "
+             "\\|log₂ ratio\\| | within 2× | control game within 2× | neural GANs within 2× | within 2× of "
+             "b*_measured |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name in predictors.predictors_in(rows):
+        sc = predictors.score(rows, name)
+        lines.append(f"| {name} | {sc.n_valued} of {sc.n_cells} | {_fmt(sc.median_ratio, '.2g')} | "
+                     f"{_fmt(sc.median_log2, '.2f')} | "
+                     f"{'—' if sc.within_2x is None else f'{sc.within_2x:.0%}'} | "
+                     f"{sc.within_2x_control[0]}/{sc.within_2x_control[1]} | "
+                     f"{sc.within_2x_neural[0]}/{sc.within_2x_neural[1]} | "
+                     f"{'—' if sc.within_2x_measured is None else f'{sc.within_2x_measured:.0%}'} |")
+    return "\n".join(lines)
+
+
+SPECIAL_BLOCKS["predictors:table"] = predictors_table
+SPECIAL_BLOCKS["predictors:scores"] = predictor_scores_table
+
+
 VALUES = _values()
 
 

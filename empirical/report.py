@@ -1,13 +1,18 @@
 """The theory-vs-measurement report of a sweep folder: report.md, PNG figures and CSV tables, written into it.
 
     python -m empirical.report runs/ring8 [--constants constants.json] [--bootstrap 1000]
+    python -m empirical.report runs/lqgan-s0.5 runs/lqgan-s1 runs/lqgan-s2 --index runs/lqgan-noise
+
 
 Per (optimizer, learning-rate scale) group, and per FID target where the sweep had several (--targets: K at each
 read from the same runs' histories): median K(b) and SFO over seeds, the measured b* with a bootstrap interval,
 the fit K∞·b/(b − c) (b*_fit = 2c), the theory's b* for the same learning rates from every bound family in
 `theory`, and the gradient-noise-scale prediction. The constants come from --constants FILE, else from those
 measured on the sweep's preset (theory/measured/PRESET.json) when they describe its config, else from the families'
-illustrative defaults; the report says which.
+illustrative defaults; the report says which. A folder with several groups (targets, α, optimizers) also gets
+index.md: the laws of b* (scaling.json, scaling.png) first, then every group's b* with a link to its section.
+Several folders that differ only in the data's noise scale (--data-scale) each get their report, and --index DIR
+gets one index.md across them, with the noise law.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -23,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from empirical import benchmarks, scaling, theory_measure
+from empirical import benchmarks, index_page, scaling, theory_measure
 from empirical.cli import OneLineParser, fail
 from empirical.config import TrainConfig
 from empirical.errors import EmpiricalInputError
@@ -72,6 +78,7 @@ class GroupAnalysis:
     n_settled: int = 0
     measure_runs: dict[str, list[MeasureRun]] = field(default_factory=dict)  # the theory's measures per run
     measure_notes: list[str] = field(default_factory=list)  # why a recorded measure has no K_ε analysis
+    data_scale: float = 1.0  # the data's noise scale s (config.data_scale; the noise law across sweep folders)
 
     @property
     def label(self) -> str:
@@ -98,6 +105,7 @@ def analyse_group(rows: Sequence[RunRow], base: TrainConfig, n_resamples: int = 
         exact_floor=_exact_floor(base.with_(optimizer=first.cell.optimizer, lr_table=None, lr_d=first.lr_d,
                                             lr_g=first.lr_g)),
         n_settled=sum(r.status == "settled" for r in rows),
+        data_scale=float(getattr(base, "data_scale", 1.0)),
     )
 
 
@@ -532,7 +540,8 @@ def render_markdown(folder: Path, preset: str, base: TrainConfig, groups: Sequen
     if several:
         lines += _by_target(groups)
     for g in groups:
-        lines += [f"## FID ≤ {g.target_fid:g}: {g.label}" if several else f"## {g.label}", ""]
+        lines += [f'<a id="{index_page.anchor(g)}"></a>', "",
+                  f"## FID ≤ {g.target_fid:g}: {g.label}" if several else f"## {g.label}", ""]
         if _figure_key("k_n", g) in figures:
             lines += [f"![K(b) and N(b)]({figures[_figure_key('k_n', g)]})", ""]
         if _figure_key("floor", g) in figures:
@@ -697,11 +706,37 @@ def analyse_folder(folder: str | Path, constants_file: str | None = None, n_resa
 
 
 def write_report(folder: str | Path, constants_file: str | None = None, n_resamples: int = 1000) -> Path:
-    """Analyse the sweep in `folder` and write report.md, figures and CSV there; return the report's path."""
+    """Analyse the sweep in `folder` and write report.md, figures and CSV there (and index.md where it has several
+    groups); return the report's path."""
+    folder = Path(folder)
+    return _write_folder(folder, analyse_folder(folder, constants_file, n_resamples, export_csv=True), n_resamples)
+
+
+def _write_laws(groups: Sequence[GroupAnalysis], out: Path, n_resamples: int,
+                theory: dict[str, tuple[float, str]] | None = None) -> list[str]:
+    """scaling.json and scaling.png in `out` for groups that span a law; the laws' markdown section."""
     from empirical import figures as fig
 
-    folder = Path(folder)
-    a = analyse_folder(folder, constants_file, n_resamples, export_csv=True)
+    analysis = scaling.analyse_scaling(groups, n_resamples, theory=theory)
+    json_path = out / "scaling.json"
+    json_path.with_name("scaling.json.tmp").write_text(json.dumps(analysis.to_json(), indent=1) + "\n")
+    json_path.with_name("scaling.json.tmp").replace(json_path)
+    picture = "scaling.png" if any(analysis.law(law, "b_star_fit") for law in scaling.LAWS) else None
+    if picture:
+        fig.plot_scaling(analysis, out / picture)
+    return scaling.markdown(analysis, picture)
+
+
+def _write_text(path: Path, text: str) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text)
+    temporary.replace(path)
+
+
+def _write_folder(folder: Path, a: FolderAnalysis, n_resamples: int, laws_here: bool = True) -> Path:
+    """report.md, figures and summary CSVs of one analysed folder; `laws_here`: also its own laws and index.md."""
+    from empirical import figures as fig
+
     base, preset, groups, stopped_by, histories = a.base, a.preset, a.groups, a.stopped_by, a.histories
     choice, noise, theory, measures = a.choice, a.noise, a.theory, a.measures
     several = len(_targets(groups)) > 1
@@ -727,27 +762,77 @@ def write_report(folder: str | Path, constants_file: str | None = None, n_resamp
         figures["theory_measure"] = "theory_measure.png"
         write_theory_measure_csv(stopped_by, measures, folder / "theory_measure.csv")
     laws: list[str] = []
-    if scaling.several(groups):  # two targets or two lr scales: the laws of b* (empirical/scaling.py)
-        analysis = scaling.analyse_scaling(groups, n_resamples)
-        json_path = folder / "scaling.json"
-        json_path.with_name("scaling.json.tmp").write_text(json.dumps(analysis.to_json(), indent=1) + "\n")
-        json_path.with_name("scaling.json.tmp").replace(json_path)
-        picture = "scaling.png" if analysis.law("target", "b_star_fit") or analysis.law("alpha", "b_star_fit") \
-            else None
-        if picture:
-            fig.plot_scaling(analysis, folder / picture)
-        laws = scaling.markdown(analysis, picture)
+    if laws_here and scaling.several(groups):  # two targets or two lr scales: the laws of b* (empirical/scaling.py)
+        laws = _write_laws(groups, folder, n_resamples)
     path = folder / "report.md"
-    temporary = path.with_name("report.md.tmp")
-    temporary.write_text(render_markdown(folder, preset, base, groups, theory, figures, choice, noise, measures,
-                                         laws=laws))
-    temporary.replace(path)
+    _write_text(path, render_markdown(folder, preset, base, groups, theory, figures, choice, noise, measures,
+                                      laws=laws))
+    if laws_here and len(groups) > 1:
+        intro = (f"Sweep folder `{folder}` (preset {preset}): {len(groups)} groups. "
+                 f"{'Targets' if several else 'Target'}: {_target_text(base, _targets(groups) if several else None)}."
+                 " The full report: [report.md](report.md).")
+        _write_text(folder / "index.md", index_page.render_index(
+            f"Critical batch size: {preset}", intro, laws, [index_page.Entry("report.md", g) for g in groups]))
+    return path
+
+
+# Config fields several folders of one noise law may differ in: the data's noise scale itself, the targets (each
+# folder's tightest), and whatever the constants ignore (the grid's axes, the evaluation schedule).
+_INDEX_FREE_FIELDS = _FREE_FIELDS | {"data_scale", "target_fid"}
+
+
+def _noise_theory(base: TrainConfig, scales: Sequence[float]) -> dict[str, tuple[float, str]] | None:
+    """The benchmark's own theory value for the noise law (its closed forms), where it has one."""
+    if len(set(scales)) < 2 or not benchmarks.is_registered(base.data):
+        return None
+    law = benchmarks.get_benchmark(base.data).noise_law
+    return None if law is None else {"noise": law(base, sorted(set(scales)))}
+
+
+def write_index(folders: Sequence[str | Path], out: str | Path, constants_file: str | None = None,
+                n_resamples: int = 1000) -> Path:
+    """Reports of several sweep folders of one preset that differ in the data's noise scale (or only in their
+    targets), and in `out` one index.md across them: the laws (noise, and target/α where they vary) and every
+    group. Return the index's path."""
+    out = Path(out)
+    folders = [Path(f) for f in folders]
+    configs = []
+    for f in folders:  # first the cheap check that the folders belong on one index, then the analyses
+        with read_store(f) as store:
+            configs.append((store.meta("preset") or "custom", store.base_config().to_dict()))
+    for f, (preset, config) in zip(folders[1:], configs[1:], strict=True):
+        differ = sorted(k for k, v in config.items() if k not in _INDEX_FREE_FIELDS and configs[0][1].get(k) != v)
+        if preset != configs[0][0] or differ:
+            what = ", ".join(differ) if differ else f"preset {preset} vs {configs[0][0]}"
+            raise EmpiricalInputError(f"{f} and {folders[0]} differ in {what}: one index's laws need the same "
+                                      "config but for the data's noise scale (data_scale) and the targets")
+    analyses = [analyse_folder(f, constants_file, n_resamples, export_csv=True) for f in folders]
+    first = analyses[0]
+    for f, a in zip(folders, analyses, strict=True):
+        _write_folder(f, a, n_resamples)
+    out.mkdir(parents=True, exist_ok=True)
+    groups = [g for a in analyses for g in a.groups]
+    scales = [g.data_scale for g in groups]
+    laws = _write_laws(groups, out, n_resamples, _noise_theory(first.base, scales)) if scaling.several(groups) \
+        else []
+    entries = [index_page.Entry(str(Path(os.path.relpath(f, out)) / "report.md"), g)
+               for f, a in zip(folders, analyses, strict=True) for g in a.groups]
+    scale_text = ", ".join(f"{s:g}" for s in sorted(set(scales)))
+    intro = (f"{len(folders)} sweep folders of preset {first.preset} ({', '.join(f'`{f}`' for f in folders)}), "
+             f"data noise scale s = {scale_text} (the data's covariance s·Σ), {len(groups)} groups in all; each "
+             "folder's own report is linked from its groups below.")
+    path = out / "index.md"
+    _write_text(path, index_page.render_index(f"Critical batch size across sweeps: {first.preset}", intro, laws,
+                                              entries))
     return path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = OneLineParser(prog=PROG, description="Write report.md, figures and CSV for a sweep folder.")
-    parser.add_argument("folder", help="a folder written by python -m empirical.sweep")
+    parser.add_argument("folder", nargs="+", help="a folder written by python -m empirical.sweep (several: one per "
+                        "data noise scale, with --index)")
+    parser.add_argument("--index", metavar="DIR", help="with several folders: where index.md, scaling.json and "
+                        "scaling.png across them are written")
     parser.add_argument("--constants", help="ttur-constants/1 JSON for the theory's b* (default: the constants "
                         "measured on the sweep's preset, theory/measured/PRESET.json, when they fit its config)")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
@@ -755,12 +840,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.bootstrap < 1:
             raise EmpiricalInputError(f"--bootstrap must be at least 1, got {args.bootstrap}")
-        path = write_report(args.folder, args.constants, args.bootstrap)
+        if len(args.folder) > 1 and args.index is None:
+            raise EmpiricalInputError("several folders need --index DIR (where the index across them goes)")
+        path = write_report(args.folder[0], args.constants, args.bootstrap) if args.index is None else \
+            write_index(args.folder, args.index, args.constants, args.bootstrap)
     except EmpiricalInputError as error:
         return fail(PROG, error)
     except OSError as error:
-        return fail(PROG, f"cannot write the report into {args.folder}: {error}")
-    print(f"report: {path}")
+        return fail(PROG, f"cannot write the report: {error}")
+    print(f"{'index' if args.index else 'report'}: {path}")
     return 0
 
 

@@ -4,11 +4,13 @@ The absolute constants of a worst-case bound are loose; what the template b* = 2
 moves: with B ∝ α it grows linearly in α, and as (ε² − C)⁻¹ when the target tightens towards the floor C. Over a
 sweep's groups (one per FID target × optimizer × lr scale, :func:`empirical.report.analyse_store`) this module fits
 
-    log b* = p·log α + q·log(target − C_F) + const (one const per optimizer),
+    log b* = p·log α + q·log(target − C_F) + r·log s + const (one const per optimizer),
 
-α the group's α_D and C_F its fitted floor constant (the floor analysis's C_F; 0 where the runs have no floor fit),
-keeping only the terms whose variable varies: the `alpha` law (p, the exponent of α at fixed target) and the
-`target` law (q, the exponent of target − C_F at fixed α). Three series of b*: b*_fit = 2c (the hyperbola fit),
+α the group's α_D, C_F its fitted floor constant (the floor analysis's C_F; 0 where the runs have no floor fit) and
+s the data's noise scale (config.data_scale: the control game's data is N(μ, s·Σ)), keeping only the terms whose
+variable varies: the `alpha` law (p, the exponent of α at fixed target), the `target` law (q, the exponent of
+target − C_F at fixed α) and the `noise` law (r, the exponent of s; groups from several sweep folders, one per s).
+ Three series of b*: b*_fit = 2c (the hyperbola fit),
 b*_floor (the floor's prediction, no steps-to-target) and b*_measured (the grid's argmin, a power-of-two grid: too
 coarse for a slope, reported for completeness). Intervals: bootstrap over seeds, every batch size's runs of an
 (optimizer, lr scale) resampled with replacement as :func:`empirical.measured.bootstrap` does, one resample shared
@@ -38,14 +40,18 @@ if TYPE_CHECKING:
 
 SERIES = ("b_star_fit", "b_star_floor", "b_star_measured")
 SERIES_WORDS = {"b_star_fit": "b*_fit = 2c", "b_star_floor": "b*_floor", "b_star_measured": "b*_measured (grid)"}
-LAWS = ("alpha", "target")
-# The template b* = 2B/(ε² − C) with B ∝ α (the noise term of every bound family is α·σ²·(…)).
-THEORY = {"alpha": 1.0, "target": -1.0}
+LAWS = ("alpha", "target", "noise")
+# The template b* = 2B/(ε² − C) with B ∝ α (the noise term of every bound family is α·σ²·(…)). The noise law's
+# value here is the template's at fixed smoothness (B ∝ σ² ∝ s); a benchmark whose closed forms give how L·σ² moves
+# with s passes its own (analyse_scaling's `theory`).
+THEORY = {"alpha": 1.0, "target": -1.0, "noise": 1.0}
 THEORY_WORDS = {
     "alpha": "the template b* = 2B/(ε² − C) with B ∝ α: b* ∝ α, exponent 1",
     "target": "the template b* = 2B/(ε² − C): b* ∝ (ε² − C)⁻¹, exponent −1 in the target's own units, assuming "
               "ε² ↔ FID target and C ↔ C_F (an assumption: docs/findings.md shows the ε mapping drifts across b)",
+    "noise": "the template b* = 2B/(ε² − C) with B ∝ σ² at fixed smoothness and ε: b* ∝ s, exponent 1",
 }
+LAW_WORDS = {"alpha": "α (p)", "target": "target − C_F (q)", "noise": "data noise scale s (r)"}
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,7 @@ class Point:
     value: float | None
     interval: Interval | None = None  # bootstrap over seeds (90%)
     note: str = ""
+    noise: float = 1.0  # the data's noise scale s (config.data_scale)
 
     @property
     def usable(self) -> bool:
@@ -80,12 +87,19 @@ class Regression:
             log += self.exponents["alpha"] * math.log(point.alpha)
         if "target" in self.exponents:
             log += self.exponents["target"] * math.log(point.target - point.c_f)
+        if "noise" in self.exponents:
+            log += self.exponents["noise"] * math.log(point.noise)
         return math.exp(log)
+
+
+def law_variable(law: str, point: Point) -> float:
+    """The law's variable at a point: α_D, target − C_F or the data's noise scale s."""
+    return {"alpha": point.alpha, "target": point.target - point.c_f, "noise": point.noise}[law]
 
 
 def varying_laws(points: Sequence[Point]) -> list[str]:
     """The laws whose variable varies among the points: `alpha` where some optimizer has two α, `target` where
-    there are two targets."""
+    there are two targets, `noise` where there are two data noise scales."""
     laws = []
     by_optimizer: dict[str, set[float]] = {}
     for p in points:
@@ -94,6 +108,8 @@ def varying_laws(points: Sequence[Point]) -> list[str]:
         laws.append("alpha")
     if len({p.target for p in points}) > 1:
         laws.append("target")
+    if len({p.noise for p in points}) > 1:
+        laws.append("noise")
     return laws
 
 
@@ -107,8 +123,7 @@ def regress(points: Sequence[Point], laws: Sequence[str] | None = None,
         return None
     y = np.log(np.asarray([p.value for p in points] if values is None else values, dtype=np.float64))
     optimizers = sorted({p.optimizer for p in points})
-    columns = {"alpha": [math.log(p.alpha) for p in points],
-               "target": [math.log(p.target - p.c_f) for p in points]}
+    columns = {law: [math.log(law_variable(law, p)) for p in points] for law in laws}
     design = np.column_stack([np.asarray(columns[law]) for law in laws]
                              + [np.asarray([float(p.optimizer == o) for p in points]) for o in optimizers])
     if len(points) < design.shape[1] or np.linalg.matrix_rank(design) < design.shape[1]:
@@ -146,6 +161,7 @@ class ScalingAnalysis:
     regressions: dict[str, Regression | None]
     laws: list[LawFit]
     notes: list[str] = field(default_factory=list)
+    theory_words: dict[str, str] = field(default_factory=lambda: dict(THEORY_WORDS))
 
     def law(self, law: str, series: str) -> LawFit | None:
         return next((x for x in self.laws if x.law == law and x.series == series), None)
@@ -155,9 +171,9 @@ class ScalingAnalysis:
         out: dict[str, Any] = {}
         for x in self.laws:
             entry = x.to_json()
-            entry["theory_note"] = THEORY_WORDS[x.law]
+            entry["theory_note"] = self.theory_words[x.law]
             entry["points"] = [{"optimizer": p.optimizer, "lr_scale": p.lr_scale, "alpha": p.alpha,
-                                "target": p.target, "c_f": p.c_f, "b_star": p.value,
+                                "target": p.target, "c_f": p.c_f, "noise": p.noise, "b_star": p.value,
                                 "interval": None if p.interval is None else [p.interval.low, p.interval.high],
                                 **({"note": p.note} if p.note else {})}
                                for p in self.points[x.series]]
@@ -196,12 +212,15 @@ def _values(group: GroupAnalysis, outcomes: Sequence[Outcome], floor_fit: Any) -
 
 
 def analyse_scaling(groups: Sequence[GroupAnalysis], n_resamples: int = 1000, seed: int = 0,
-                    level: float = 0.9) -> ScalingAnalysis:
-    """The laws over a folder's groups: the points (each group's b* per series, with its interval), the
-    regressions and, per varying law and series, the exponent with its bootstrap interval."""
-    families: dict[tuple[str, float], list[GroupAnalysis]] = {}
-    for g in groups:
-        families.setdefault((g.optimizer, g.lr_scale), []).append(g)
+                    level: float = 0.9, theory: dict[str, tuple[float, str]] | None = None) -> ScalingAnalysis:
+    """The laws over the groups of one sweep folder or several (one per data noise scale): the points (each group's
+    b* per series, with its interval), the regressions and, per varying law and series, the exponent with its
+    bootstrap interval. `theory`: law -> (exponent, words) replacing the template's default (THEORY)."""
+    expected = {**THEORY, **{law: v for law, (v, _) in (theory or {}).items()}}
+    words = {**THEORY_WORDS, **{law: w for law, (_, w) in (theory or {}).items()}}
+    families: dict[tuple[str, float, float], list[GroupAnalysis]] = {}
+    for g in groups:  # the runs of one (optimizer, lr scale, data scale): every target's group holds the same runs
+        families.setdefault((g.optimizer, g.lr_scale, g.data_scale), []).append(g)
     notes = []
     no_floor = sorted({g.label for g in groups if _c_f(g) is None})
     if no_floor:
@@ -223,7 +242,7 @@ def analyse_scaling(groups: Sequence[GroupAnalysis], n_resamples: int = 1000, se
     draws: dict[int, dict[str, list[float | None]]] = {id(g): {s: [] for s in SERIES} for g in groups}
     # every target's group of a family holds the same runs (b, seed): resampled once, read at every target
     runs_of = {id(g): {(r.cell.batch_size, r.cell.seed): r for r in g.rows} for g in groups}
-    seeds_of: dict[tuple[str, float], dict[int, list[int]]] = {}
+    seeds_of: dict[tuple[str, float, float], dict[int, list[int]]] = {}
     for key, family in families.items():
         for row in family[0].rows:
             seeds_of.setdefault(key, {}).setdefault(row.cell.batch_size, []).append(row.cell.seed)
@@ -255,7 +274,7 @@ def analyse_scaling(groups: Sequence[GroupAnalysis], n_resamples: int = 1000, se
                 note = f"target {g.target_fid:g} <= C_F = {c_f:.3g}: no b reaches it, left out"
             series_points.append(Point(g.optimizer, g.lr_scale, g.lr_d, g.target_fid, c_f or 0.0,
                                        value if value is None else float(value),
-                                       percentile_interval(finite, level), note))
+                                       percentile_interval(finite, level), note, g.data_scale))
         points[s] = series_points
         usable = [(g, p) for g, p in zip(groups, series_points, strict=True) if p.usable]
         wanted = varying_laws(series_points)
@@ -270,7 +289,7 @@ def analyse_scaling(groups: Sequence[GroupAnalysis], n_resamples: int = 1000, se
                         refits.append(again)
         for law in wanted:
             if regression is None:
-                laws.append(LawFit(law, s, None, None, THEORY[law], len(usable), 0,
+                laws.append(LawFit(law, s, None, None, expected[law], len(usable), 0,
                                    f"too few groups with a {SERIES_WORDS[s]} to fit ({len(usable)})"))
                 continue
             interval = percentile_interval([x.exponents[law] for x in refits], level)
@@ -278,14 +297,15 @@ def analyse_scaling(groups: Sequence[GroupAnalysis], n_resamples: int = 1000, se
             if len(refits) < 0.5 * n_resamples:
                 note = (f"only {len(refits)} of {n_resamples} resamples gave every point a {SERIES_WORDS[s]}: "
                         "the interval is conditional on those")
-            laws.append(LawFit(law, s, regression.exponents[law], interval, THEORY[law], regression.n_points,
+            laws.append(LawFit(law, s, regression.exponents[law], interval, expected[law], regression.n_points,
                                len(refits), note))
-    return ScalingAnalysis(points, regressions, laws, notes)
+    return ScalingAnalysis(points, regressions, laws, notes, words)
 
 
 def several(groups: Sequence[GroupAnalysis]) -> bool:
-    """Whether a folder's groups span a law: two targets or two lr scales (else there is no scaling.json)."""
-    return len({g.target_fid for g in groups}) > 1 or len({g.lr_scale for g in groups}) > 1
+    """Whether the groups span a law: two targets, two lr scales or two data noise scales (else no scaling.json)."""
+    return any(len({key(g) for g in groups}) > 1 for key in (lambda g: g.target_fid, lambda g: g.lr_scale,
+                                                               lambda g: g.data_scale))
 
 
 def _number(x: float) -> str:
@@ -298,16 +318,18 @@ def markdown(analysis: ScalingAnalysis, figure: str | None) -> list[str]:
     lines = ["## Scaling laws of b*", ""]
     if figure:
         lines += [f"![b* against the target and against the learning rate]({figure})", ""]
-    lines += ["Exponents of log b* = p·log α_D + q·log(target − C_F) + const, fitted over the groups below; 90% "
-              "bootstrap intervals over seeds (`scaling.json`).", "",
+    terms = {"alpha": "p·log α_D", "target": "q·log(target − C_F)", "noise": "r·log s"}
+    varying = [law for law in LAWS if any(x.law == law for x in analysis.laws)]
+    lines += [f"Exponents of log b* = {' + '.join(terms[law] for law in varying)} + const, fitted over the groups "
+              "below; 90% bootstrap intervals over seeds (`scaling.json`).", "",
               "| law | series | exponent | 90% interval | theory | groups |", "|---|---|---:|---:|---:|---:|"]
     for x in analysis.laws:
         value = "—" if x.exponent is None else _number(x.exponent)
         interval = "—" if x.interval is None else f"[{_number(x.interval.low)}, {_number(x.interval.high)}]"
-        name = "α (p)" if x.law == "alpha" else "target − C_F (q)"
-        lines.append(f"| {name} | {SERIES_WORDS[x.series]} | {value} | {interval} | {x.theory:g} | {x.n_points} |")
+        lines.append(f"| {LAW_WORDS[x.law]} | {SERIES_WORDS[x.series]} | {value} | {interval} | {x.theory:.3g} | "
+                     f"{x.n_points} |")
     lines += ["", *(f"- {n}" for n in analysis.notes)]
-    lines += [f"- Theory, {law}: {THEORY_WORDS[law]}." for law in LAWS if analysis.law(law, SERIES[0])]
+    lines += [f"- Theory, {law}: {analysis.theory_words[law]}." for law in LAWS if analysis.law(law, SERIES[0])]
     lines += [f"- {SERIES_WORDS[x.series]}, {x.law}: {x.note}." for x in analysis.laws if x.note]
     censored = sum(p.note.startswith("c at") for p in analysis.points["b_star_fit"] if p.usable)
     if censored:

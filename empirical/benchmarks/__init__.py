@@ -43,6 +43,9 @@ class Benchmark:
     the parameters is kept). With it, config.measure_batch records the exact ‖∇_P L_P‖² instead of a sampled one.
     exact_reference(config): optional; the exact equilibrium {"D": θ*_D, "G": θ*_G} (flattened float64), the
     reference point of the VI gap (empirical/reference_point.py).
+    noise_law(config, scales): optional; where config.data_scale scales the data's noise, the exponent the theory
+    gives b* in that scale over `scales` (from the benchmark's closed forms) and a line saying how: the noise law's
+    theory value in the report (empirical/scaling.py).
     """
 
     data: str
@@ -58,6 +61,7 @@ class Benchmark:
     exact_floor: Callable[[TrainConfig], Any] | None = None
     exact_gradient: Callable[[TrainConfig, nn.Module, nn.Module], dict[str, torch.Tensor]] | None = None
     exact_reference: Callable[[TrainConfig], dict[str, torch.Tensor]] | None = None
+    noise_law: Callable[[TrainConfig, Sequence[float]], tuple[float, str]] | None = None
 
 
 def is_registered(data: str) -> bool:

@@ -3,6 +3,7 @@ scaling.json from a real lqgan sweep with several targets and learning-rate scal
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -104,8 +105,13 @@ def lqgan_folder(tmp_path_factory) -> Path:
     return out
 
 
-def test_a_real_sweep_writes_scaling_json_and_its_figure_first_in_the_report(lqgan_folder):
-    text = report.write_report(lqgan_folder, n_resamples=20).read_text()
+@pytest.fixture(scope="module")
+def lqgan_report(lqgan_folder) -> Path:
+    return report.write_report(lqgan_folder, n_resamples=20)
+
+
+def test_a_real_sweep_writes_scaling_json_and_its_figure_first_in_the_report(lqgan_folder, lqgan_report):
+    text = lqgan_report.read_text()
     laws = json.loads((lqgan_folder / "scaling.json").read_text())
     assert set(laws) == {"alpha", "target"}
     for law, theory in (("alpha", 1.0), ("target", -1.0)):
@@ -119,3 +125,54 @@ def test_a_real_sweep_writes_scaling_json_and_its_figure_first_in_the_report(lqg
     assert (lqgan_folder / "scaling.png").is_file()
     first = text.index("## Scaling laws of b*")
     assert first < text.index("## FID ≤") and "![b* against the target" in text[first:]
+
+
+def test_the_noise_law_is_recovered_beside_the_other_two():
+    """b* = 2·α·s^0.8/(t − C_F) over a 2 × 2 × 3 grid of (α, t, s): all three exponents, to round-off."""
+    truth = [Point("sgd", a / 0.05, a, t, 0.001, 2.0 * a * s ** 0.8 / (t - 0.001), noise=s)
+             for a in (0.05, 0.1) for t in (0.1, 0.05) for s in (0.5, 1.0, 2.0)]
+    assert scaling.varying_laws(truth) == ["alpha", "target", "noise"]
+    assert regress(truth).exponents == pytest.approx({"alpha": 1.0, "target": -1.0, "noise": 0.8}, abs=1e-10)
+
+
+def _anchors_resolve(index: Path) -> int:
+    """Every [details](report.md#id) link of index.md names an <a id> of that report; the number of links."""
+    links = re.findall(r"\[details\]\(([^)#]+)#([^)]+)\)", index.read_text())
+    for page, anchor in links:
+        assert f'<a id="{anchor}"></a>' in (index.parent / page).read_text(), (page, anchor)
+    return len(links)
+
+
+def test_a_folder_with_several_groups_gets_an_index_whose_links_resolve(lqgan_folder, lqgan_report):
+    index = lqgan_folder / "index.md"
+    text = index.read_text()
+    assert text.index("## Scaling laws of b*") < text.index("## The groups")
+    assert _anchors_resolve(index) == 4  # two targets × two lr scales
+
+
+NOISE_GRID = ["--preset", "lqgan", "--batch-sizes", "4,16,64", "--seeds", "0,1", "--max-steps", "2000",
+              "--no-progress", "--workers", "1"]
+
+
+def test_folders_at_two_data_scales_give_the_noise_law_on_one_index(tmp_path):
+    folders = [tmp_path / f"s{s}" for s in ("1", "2")]
+    for folder, s in zip(folders, ("1", "2"), strict=True):
+        assert sweep.main([*NOISE_GRID, "--data-scale", s, "--out", str(folder)]) == 0
+    assert report.main([*map(str, folders), "--index", str(tmp_path / "noise"), "--bootstrap", "10"]) == 0
+    laws = json.loads((tmp_path / "noise" / "scaling.json").read_text())
+    assert set(laws) == {"noise"}
+    fit = laws["noise"]["b_star_fit"]
+    assert sorted(p["noise"] for p in fit["points"]) == [1.0, 2.0]
+    assert _anchors_resolve(tmp_path / "noise" / "index.md") == 2
+    assert all((f / "report.md").is_file() for f in folders)
+
+
+def test_an_index_of_folders_that_differ_in_more_than_the_noise_is_a_one_line_error(tmp_path, capsys):
+    folders = [tmp_path / "a", tmp_path / "b"]
+    assert sweep.main([*NOISE_GRID, "--seeds", "0", "--out", str(folders[0])]) == 0
+    assert sweep.main([*NOISE_GRID, "--seeds", "0", "--gp-weight", "2", "--out", str(folders[1])]) == 0
+    assert report.main([*map(str, folders), "--bootstrap", "5"]) == 2  # several folders, no --index
+    assert "need --index" in capsys.readouterr().err
+    assert report.main([*map(str, folders), "--index", str(tmp_path / "i"), "--bootstrap", "5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "gp_weight" in err
