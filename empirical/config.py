@@ -16,12 +16,18 @@ COMPILE_MODES = ("none", "default", "max-autotune")  # torch.compile's mode, or 
 DATASETS = ("ring8", "grid25", "digits", "cifar10", "folder")
 MODELS = ("mlp", "dcgan")
 FEATURES_FOR = {"ring8": "mixture", "grid25": "mixture", "digits": "digits"}  # real RGB image sets: inception
+SCALABLE_DATA = ("lqgan", "gauss-mlp")  # the Gaussian data whose covariance data_scale multiplies
 
 # (α_D, α_G) per optimizer, by table name. "paper-*": Sato & Iiduka's table (reference.md §1), the rates of the
 # official scripts (iiduka-researches/GANs) for DCGAN on LSUN-Bedroom and WGAN-GP on CelebA.
 LR_TABLES: dict[str, dict[str, tuple[float, float]]] = {
     "paper-dcgan": {"adam": (3e-4, 1e-4), "adabelief": (3e-5, 3e-4), "rmsprop": (3e-5, 1e-4)},
     "paper-wgangp": {"adam": (3e-4, 1e-4), "adabelief": (3e-5, 5e-4), "rmsprop": (1e-4, 3e-4)},
+    # The CPU presets gauss-mlp-paper (× 10) and ring8-paper (× 20): paper-dcgan times one factor per preset, so the
+    # paper's ratio α_D/α_G per optimizer. × 10/3 (Adam at the calibrated α_D = 1e-3) left AdaBelief and RMSProp
+    # untrained on both (presets.py, gauss_mlp.py say what each factor gave).
+    "paper-dcgan-x10": {"adam": (3e-3, 1e-3), "adabelief": (3e-4, 3e-3), "rmsprop": (3e-4, 1e-3)},
+    "paper-dcgan-x20": {"adam": (6e-3, 2e-3), "adabelief": (6e-4, 6e-3), "rmsprop": (6e-4, 2e-3)},
 }
 
 
@@ -34,6 +40,9 @@ class TrainConfig:
     data_path: str | None = None  # cifar10 / folder only
     data_limit: int | None = None  # folder only: the first N images in sorted path order (None: all)
     image_size: int = 8  # images only
+    # lqgan / gauss-mlp only: the data is N(μ, s·Σ) with s = data_scale (μ, Σ the seeded ones), the knob of the
+    # data's gradient noise (issue 14); 1 is the data of every run before the field existed.
+    data_scale: float = 1.0
     # models
     model: str = "mlp"
     z_dim: int = 2
@@ -161,6 +170,7 @@ def check_config(c: TrainConfig) -> None:
         value = getattr(c, name)
         if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
             raise EmpiricalInputError(f"{name} must be a finite number >= 0, got {value!r}")
+    _check_data_scale(c)
     if c.n_eval < 2 or c.n_reference < 2:
         raise EmpiricalInputError("n_eval and n_reference must be at least 2 (FID needs a covariance)")
     for name in ("floor", "g_fresh_z"):
@@ -200,6 +210,16 @@ def _check_builtin_data(c: TrainConfig) -> None:
         raise EmpiricalInputError(f"data {c.data!r} needs data_path (a local folder; nothing is downloaded)")
     if c.loss == "wgan-gp" and c.model == "dcgan" and c.d_norm == "batch":
         raise EmpiricalInputError("WGAN-GP needs a critic without BatchNorm: set d_norm to layer or none")
+
+
+def _check_data_scale(c: TrainConfig) -> None:
+    """s multiplies a Gaussian's covariance: it must be positive, and only the Gaussian data (lqgan's) has one."""
+    value = c.data_scale
+    if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise EmpiricalInputError(f"data_scale must be a positive finite number, got {value!r}")
+    if value != 1.0 and c.data not in SCALABLE_DATA:
+        raise EmpiricalInputError(f"data_scale scales the Gaussian data of {' and '.join(SCALABLE_DATA)} only, "
+                                  f"not {c.data!r}: leave it at 1")
 
 
 def _check_data_limit(c: TrainConfig) -> None:

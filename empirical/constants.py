@@ -10,7 +10,9 @@ drawn from their own generator, so measuring never changes the run:
 - along the run, at every evaluation from step 0 to the first one at the target: the full gradient ‖∇_P L_P‖ (two
   independent half batches, whose inner product is unbiased for ‖G‖²), the opponent's gradient of each loss
   (cross_lip), tr Σ from the difference of the halves, the distance travelled (dist), the optimizer's
-  preconditioner (h_min, h_max) and the loss (gap);
+  preconditioner (h_min, h_max) and the loss (gap); for an optimizer that steps α·h⊙m with an elementwise
+  h = 1/(√v̂ + eps) (adam, amsgrad, rmsprop, adabelief), also tr(HΣ) and GᵀHG in its metric H = diag(h), h read
+  off its state at that evaluation, from the same two halves (nothing more is drawn);
 - at three checkpoints, the start, midway and the first evaluation at the target: the per-sample gradient variance
   σ² = tr Σ and ‖G‖² (exact per-sample gradients, from layer hooks or torch.func; McCandlish's two-batch
   estimator when BatchNorm in train mode couples the samples), B_simple = tr Σ / ‖G‖², and L = the largest
@@ -20,12 +22,14 @@ drawn from their own generator, so measuring never changes the run:
 Which value goes into the file: the theory's constants are bounds assumed to hold at every iterate, so each is the
 worst over the checkpoints (the largest σ², L, G, M, dist and h_max; the smallest h_min). The noise scale is a local
 quantity that grows as training proceeds and swings between evaluations; the file's `noise_scale` is B_simple
-averaged over the second half of the run (mean tr Σ / mean ‖G‖² from midway to the target). ε, the target the
-run reached in each family's own measure, is written per family and per player (ε_P² = P's measure averaged over
-the evaluations up to the target; "value" = the larger, for readers that take one ε): the ε that makes
-theory.critical's b* a prediction for *this* run's FID target. The VI gap of the Adam-type families is taken at a
-reference point θ_ref that does not depend on the run (empirical/reference_point.py). docs/constants.md explains
-each choice.
+averaged over the second half of the run (mean tr Σ / mean ‖G‖² from midway to the target), and for those
+optimizers each player's entry holds "preconditioned": B_noise,H = mean tr(HΣ) / mean GᵀHG over the same window,
+the noise scale of the steps Adam actually takes (an SGD-type optimizer's metric is the identity, its B_noise,H is
+B_simple, and it gets no such entry). ε, the target the run reached in each family's own measure, is written per
+family and per player (ε_P² = P's measure averaged over the evaluations up to the target; "value" = the larger,
+for readers that take one ε): the ε that makes theory.critical's b* a prediction for *this* run's FID target. The
+VI gap of the Adam-type families is taken at a reference point θ_ref that does not depend on the run
+(empirical/reference_point.py). docs/constants.md explains each choice.
 
 `--seeds 0,1,2` (instead of `--seed`) trains one reference run per seed and estimates each as above, all at the one
 θ_ref, then writes one file: each bound the largest over the seeds (h_min the smallest), the noise scale the mean
@@ -66,7 +70,7 @@ from empirical.gradients import (
     two_batch_noise_estimate,
 )
 from empirical.objectives import Game, has_train_mode_batchnorm
-from empirical.optimizers import GAN_BETAS, second_moment_bounds
+from empirical.optimizers import GAN_BETAS, _preconditioner, second_moment_bounds
 from empirical.presets import PRESETS, get_preset
 from empirical.sample_norms import HooksUnsupported
 from empirical.train import DIVERGED, REACHED, Checkpoint, RunResult, resolve_device, train
@@ -79,6 +83,10 @@ _BETA1 = {"adam": GAN_BETAS[0], "amsgrad": GAN_BETAS[0], "adabelief": GAN_BETAS[
 # β2 of the Adam-type optimizers (their second-moment average v_k = β2·v_{k−1} + (1 − β2)·g_k²): betas[1], and
 # RMSprop's alpha (torch's default, which empirical.optimizers keeps); the other optimizers have no such average
 _BETA2 = {"adam": GAN_BETAS[1], "amsgrad": GAN_BETAS[1], "adabelief": GAN_BETAS[1], "rmsprop": 0.99}
+# The optimizers whose step is α·h⊙m with an elementwise h = 1/(√v̂ + eps): the noise scale in their metric
+# (B_noise,H) is measured for them. Not graft (Adam's step length, the raw gradient's direction) nor the SGD-type
+# ones, whose metric is the identity, so that their B_noise,H is B_simple itself.
+PRECONDITIONED = ("adam", "amsgrad", "rmsprop", "adabelief")
 
 
 @dataclass(frozen=True)
@@ -99,13 +107,36 @@ class EstimateSettings:
 
 @dataclass
 class Snapshot:
-    """Copies of both players at one evaluation, and the optimizers' preconditioner range then."""
+    """Copies of both players at one evaluation, and the optimizers' preconditioner range then; `denominators`:
+    per player of a PRECONDITIONED optimizer, its √v̂ + eps of every parameter (flat, module.parameters() order)."""
 
     step: int
     fid: float
     generator: nn.Module
     discriminator: nn.Module
     h_bounds: dict[str, tuple[float, float] | None]
+    denominators: dict[str, Tensor] = field(default_factory=dict)
+
+
+def step_denominator(opt: torch.optim.Optimizer, module: nn.Module) -> Tensor | None:
+    """The diagonal the optimizer's last step divided its (bias-corrected) first moment by, √v̂ + eps, for every
+    parameter of `module` (flat, module.parameters() order, a copy): read from its state as second_moment_bounds
+    reads h_min and h_max (Adam and RMSprop: v̂ with the bias correction each applies; AMSGrad: its running max of
+    the corrected v̂; AdaBelief: its s). A parameter that never had a gradient has no state and gets +inf (weight
+    1/inf = 0: the optimizer never moves it); None before the first step or for an optimizer without such a
+    diagonal."""
+    groups = {id(q): g for g in opt.param_groups for q in g["params"]}
+    parts: list[Tensor | None] = []
+    for q in module.parameters():
+        if id(q) not in groups:
+            raise ValueError(f"a parameter of {type(module).__name__} is not in the optimizer it was given with")
+        h = _preconditioner(opt, groups[id(q)], opt.state.get(q, {}))
+        parts.append(None if h is None else h.detach().reshape(-1).cpu())
+    if all(x is None for x in parts):
+        return None
+    dtype = next(x.dtype for x in parts if x is not None)  # the state's own (float32 for float32 parameters)
+    return torch.cat([torch.full((q.numel(),), math.inf, dtype=dtype) if x is None else x.to(dtype)
+                      for q, x in zip(module.parameters(), parts, strict=True)])
 
 
 def record_run(config: TrainConfig, seed: int, progress=None) -> tuple[RunResult, list[Snapshot]]:
@@ -117,8 +148,15 @@ def record_run(config: TrainConfig, seed: int, progress=None) -> tuple[RunResult
     snapshots: list[Snapshot] = []
 
     def observe(cp: Checkpoint) -> None:
+        denominators = {}
+        if config.optimizer in PRECONDITIONED:
+            for p, opt, module in (("D", cp.opt_d, cp.discriminator), ("G", cp.opt_g, cp.generator)):
+                h = step_denominator(opt, module)
+                if h is not None:
+                    denominators[p] = h
         snapshots.append(Snapshot(cp.step, cp.point.fid, copy.deepcopy(cp.generator), copy.deepcopy(cp.discriminator),
-                                  {"D": second_moment_bounds(cp.opt_d), "G": second_moment_bounds(cp.opt_g)}))
+                                  {"D": second_moment_bounds(cp.opt_d), "G": second_moment_bounds(cp.opt_g)},
+                                  denominators))
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -221,16 +259,26 @@ class AlongRun:
     cross_norm: dict[str, float]  # ‖∇_{θ_Q} L_P‖, from the unbiased ⟨a_A, a_B⟩
     loss: dict[str, float]
     theta: dict[str, Tensor]  # flattened parameters
+    # in the optimizer's metric H = diag(1/(√v̂ + eps)), for the players of a PRECONDITIONED optimizer (after its
+    # first step): unbiased tr(HΣ) = half·Σ h_i (g_A,i − g_B,i)²/2 and GᵀHG = Σ h_i g_A,i g_B,i, same halves
+    weighted_trace: dict[str, float] = field(default_factory=dict)
+    weighted_norm_sq: dict[str, float] = field(default_factory=dict)
 
 
-def along_run(game: Game, step: int, s: EstimateSettings, rng: torch.Generator) -> AlongRun:
+def along_run(game: Game, step: int, s: EstimateSettings, rng: torch.Generator,
+              denominators: Mapping[str, Tensor] | None = None) -> AlongRun:
+    """The cheap measurements at one evaluation; `denominators` (player -> the optimizer's √v̂ + eps then, see
+    :func:`step_denominator`) adds the weighted terms from the same two halves, drawing nothing more."""
     half = s.big_batch // 2
+    weighted_trace, weighted_norm = {}, {}
     norm_sq, trace, grads, cross, losses, theta = {}, {}, {}, {}, {}, {}
     for p in PLAYERS:
         module, loss = game.module(p), game.loss(p)
         batch_a, batch_b = game.batch(p, half, rng), game.batch(p, half, rng)
         halves = halves_gradient(module, loss, batch_a, batch_b)
         trace[p], norm_sq[p], grads[p] = halves.trace_sigma, halves.norm_sq, halves.mean
+        if denominators is not None and p in denominators:
+            weighted_trace[p], weighted_norm[p] = halves.weighted(1.0 / denominators[p].to(torch.float64))
         opponent, cross_loss = game.opponent(p), game.cross_loss(p)
         c_a = _flat(batch_gradient(opponent, cross_loss, game.cross_batch(p, half, rng)))
         c_b = _flat(batch_gradient(opponent, cross_loss, game.cross_batch(p, half, rng)))
@@ -238,7 +286,7 @@ def along_run(game: Game, step: int, s: EstimateSettings, rng: torch.Generator) 
         with torch.no_grad():  # the loss of batch A (torch.func.grad inside WGAN-GP ignores the outer no_grad)
             losses[p] = float(loss(module, batch_a))
         theta[p] = torch.cat([x.detach().reshape(-1).to(torch.float64) for x in module.parameters()])
-    return AlongRun(step, norm_sq, trace, grads, cross, losses, theta)
+    return AlongRun(step, norm_sq, trace, grads, cross, losses, theta, weighted_trace, weighted_norm)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -421,15 +469,25 @@ class Estimate:
         """The evaluations of the run's second half, from the midway checkpoint to the first at the target."""
         return [a for a in self.run if a.step >= self.checkpoint_steps["mid"]]
 
-    def window_noise_scale(self, player: str, n_boot: int = 2000) -> tuple[float, tuple[float, float]] | None:
+    def window_noise_scale(self, player: str, n_boot: int = 2000, preconditioned: bool = False
+                           ) -> tuple[float, tuple[float, float]] | None:
         """B_simple = mean tr Σ / mean ‖G‖² over the second half of the run, with a 90% bootstrap interval over
-        its evaluations; None when either mean is not positive.
+        its evaluations; None when either mean is not positive. `preconditioned`: B_noise,H = mean tr(HΣ) / mean
+        GᵀHG in the optimizer's metric H instead, over the window's evaluations that have it (all but one before
+        the first step); None also when none has it (an SGD-type optimizer).
 
         One checkpoint's ‖G‖² swings several-fold between evaluations (the players chase each other), so
         B_simple at a single evaluation varied 6× across seeds on ring8; McCandlish average both terms over a
         window of training for the same reason."""
-        trace = np.array([a.trace_sigma[player] for a in self.window()])
-        norm = np.array([a.grad_norm_sq[player] for a in self.window()])
+        if preconditioned:
+            window = [a for a in self.window() if player in a.weighted_norm_sq]
+            if not window:
+                return None
+            trace = np.array([a.weighted_trace[player] for a in window])
+            norm = np.array([a.weighted_norm_sq[player] for a in window])
+        else:
+            trace = np.array([a.trace_sigma[player] for a in self.window()])
+            norm = np.array([a.grad_norm_sq[player] for a in self.window()])
         if not (norm.mean() > 0 and trace.mean() > 0):  # noise or signal unresolved at this many samples
             return None
         rng = np.random.default_rng(self.seed)
@@ -441,6 +499,8 @@ class Estimate:
         return value, (min(float(lo), value), max(float(hi), value))
 
     def noise_scales(self) -> dict[str, dict]:
+        """The noise_scale section: per player B_simple over the second half of the run, and inside it, for a
+        PRECONDITIONED optimizer, "preconditioned": B_noise,H, the same in the metric Adam steps in."""
         out = {}
         w = self.window()
         for p in PLAYERS:
@@ -451,6 +511,15 @@ class Estimate:
                                     f"{w[0].step} (midway) to {w[-1].step} (the target), each from two independent "
                                     f"halves of {self.settings.big_batch} samples; 90% bootstrap interval over the "
                                     "evaluations"}
+                h = self.window_noise_scale(p, preconditioned=True)
+                if h is not None:
+                    have = [a.step for a in w if p in a.weighted_norm_sq]
+                    out[p]["preconditioned"] = {
+                        "value": h[0], "interval": list(h[1]), "n": len(have),
+                        "method": f"B_noise,H = mean tr(HΣ) / mean GᵀHG over the {len(have)} evaluations from step "
+                                  f"{have[0]} to {have[-1]}, H = diag(1/(√v̂ + eps)) the {self.config.optimizer} "
+                                  "preconditioner of each evaluation (its state after the last step), from the same "
+                                  "two halves as B_simple; 90% bootstrap interval over the evaluations"}
         return out
 
     def source(self) -> dict:
@@ -499,8 +568,8 @@ def estimate(config: TrainConfig, seed: int = 0, settings: EstimateSettings | No
     est.dim = {p: sum(q.numel() for q in games[0].module(p).parameters()) for p in PLAYERS}
     work = len(games) + len(picks) * 2
     with tqdm(total=work, desc="estimating constants", unit="task", disable=not show_progress) as bar:
-        for step, game in zip((x.step for x in snapshots), games, strict=True):
-            est.run.append(along_run(game, step, s, rng))
+        for snapshot, game in zip(snapshots, games, strict=True):
+            est.run.append(along_run(game, snapshot.step, s, rng, snapshot.denominators))
             bar.update()
         for k, i in picks.items():
             for p in PLAYERS:
@@ -678,7 +747,8 @@ def combined_epsilon(ests: Sequence[Estimate]) -> tuple[dict[str, dict], dict[st
 
 def combined_noise_scales(ests: Sequence[Estimate]) -> dict[str, dict]:
     """The noise_scale section over seeds: per player the mean of the seeds' B_simple (a local quantity, not a
-    bound), its interval spanning the seeds' values and their bootstrap intervals."""
+    bound), its interval spanning the seeds' values and their bootstrap intervals; inside it, the same of the
+    seeds' B_noise,H ("preconditioned") where they have one."""
     per_seed = [(e.seed, e.noise_scales()) for e in ests]
     out = {}
     for p in PLAYERS:
@@ -694,6 +764,17 @@ def combined_noise_scales(ests: Sequence[Estimate]) -> dict[str, dict]:
                             f"target, from two independent halves of {ests[0].settings.big_batch} samples; interval: "
                             "every seed's value and its 90% bootstrap interval over its evaluations (min of lows, "
                             "max of highs)"}
+        pre = [(s, e["preconditioned"]) for s, e in have if "preconditioned" in e]
+        if pre:
+            values = "; ".join(f"seed {s}: {e['value']:.4g}" for s, e in pre)
+            entries = [e for _, e in pre]
+            out[p]["preconditioned"] = {
+                "value": statistics.fmean(e["value"] for e in entries), "interval": _span(entries),
+                "n": sum(e["n"] for e in entries),
+                "method": f"the mean over seeds {_seed_list([s for s, _ in pre])} of each seed's B_noise,H ({values}), "
+                          "each = mean tr(HΣ) / mean GᵀHG in its optimizer's metric H = diag(1/(√v̂ + eps)) over its "
+                          "evaluations from midway to the target; interval: every seed's value and its 90% "
+                          "bootstrap interval (min of lows, max of highs)"}
     return out
 
 
@@ -772,8 +853,20 @@ def _summary(est: Estimate, out: str) -> list[str]:
         lines.append(f"{k:<13}{row['step']:>6}" + "".join(f"{'—':>12}" if v is None else f"{v:>12.4g}" for v in cells))
     for family, e in est.epsilon().items():
         lines.append(f"ε ({family}): D {e.players['D']:.4g}, G {e.players['G']:.4g}")
+    lines += _noise_lines(est.noise_scales(), "second half of the run")
     lines.append(f"wrote {out}; next: python -m theory.critical --constants {out} --family sgd-frozen")
     return lines
+
+
+def _noise_lines(noise: Mapping[str, Mapping], where: str, simple: bool = True) -> list[str]:
+    """B_simple (unless not `simple`) and, where measured, B_noise,H per player, with their intervals (one line;
+    none if empty)."""
+    def cell(e: Mapping) -> str:
+        return f"{e['value']:.4g} [{e['interval'][0]:.4g}, {e['interval'][1]:.4g}]"
+    cells = [f"B_simple_{p} {cell(noise[p])}" for p in PLAYERS if p in noise and simple]
+    cells += [f"B_noise,H_{p} {cell(noise[p]['preconditioned'])}" for p in PLAYERS
+              if "preconditioned" in noise.get(p, {})]
+    return [f"noise scale ({where}): " + ", ".join(cells)] if cells else []
 
 
 def _summary_seeds(ests: Sequence[Estimate], out: str) -> list[str]:
@@ -789,6 +882,7 @@ def _summary_seeds(ests: Sequence[Estimate], out: str) -> list[str]:
     cells += [f"B_simple_{p} {noise[p]['value']:.4g} [{noise[p]['interval'][0]:.4g}, {noise[p]['interval'][1]:.4g}]"
               for p in PLAYERS if p in noise]
     lines.append(f"over seeds {_seed_list([e.seed for e in ests])}: " + ", ".join(cells))
+    lines += _noise_lines(noise, "the mean over the seeds", simple=False)
     for family, e in combined_epsilon(ests)[0].items():
         lines.append(f"ε ({family}, over the seeds): D {e['players']['D']:.4g}, G {e['players']['G']:.4g}")
     lines.append(f"wrote {out}; next: python -m theory.critical --constants {out} --family sgd-frozen")

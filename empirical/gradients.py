@@ -255,6 +255,27 @@ def split_batch_noise_estimate(grad_a: Tensor, grad_b: Tensor, half: int) -> tup
     return half * float((a - b).square().sum()) / 2, float(a @ b)
 
 
+def weighted_split_batch_noise_estimate(grad_a: Tensor, grad_b: Tensor, half: int, weights: Tensor
+                                        ) -> tuple[float, float]:
+    """(tr(HΣ), GᵀHG) for the diagonal metric H = diag(`weights`), from the same two independent means of `half`
+    samples as :func:`split_batch_noise_estimate`, both unbiased: half·Σ_i h_i (g_A,i − g_B,i)²/2 and
+    Σ_i h_i g_A,i g_B,i (E(g_A,i − g_B,i)² = 2Σ_ii/half and E g_A,i g_B,i = G_i² coordinate by coordinate).
+
+    With h = 1 both are bit for bit :func:`split_batch_noise_estimate`'s (the same reductions on the same
+    numbers). Adam's metric is h = 1/(√v̂ + eps): B_noise,H = tr(HΣ)/(GᵀHG) is the noise scale of the steps Adam
+    takes, where B_simple = tr Σ/‖G‖² is SGD's."""
+    if half < 1:
+        raise ValueError(f"half must be a positive sample count, got {half}")
+    a, b = grad_a.detach().to(torch.float64).flatten(), grad_b.detach().to(torch.float64).flatten()
+    w = weights.detach().to(device=a.device, dtype=torch.float64).flatten()
+    if w.shape != a.shape or b.shape != a.shape:
+        raise ValueError(f"weights and gradients must have one entry per parameter, got {w.numel()}, {a.numel()} "
+                         f"and {b.numel()}")
+    if not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
+        raise ValueError("weights must be finite and >= 0 (a diagonal metric)")
+    return half * float((w * (a - b).square()).sum()) / 2, float((w * a) @ b)
+
+
 def flat_gradient(grads: Mapping[str, Tensor]) -> Tensor:
     """The gradients of a parameter dict as one flat float64 vector, in the dict's (module.parameters()) order."""
     return torch.cat([g.reshape(-1).to(torch.float64) for g in grads.values()])
@@ -283,6 +304,10 @@ class HalvesGradient:
     @property
     def mean(self) -> Tensor:
         return (self.grad_a + self.grad_b) / 2
+
+    def weighted(self, weights: Tensor) -> tuple[float, float]:
+        """(tr(HΣ), GᵀHG) in the metric H = diag(weights), unbiased (weighted_split_batch_noise_estimate)."""
+        return weighted_split_batch_noise_estimate(self.grad_a, self.grad_b, self.half, weights)
 
 
 def halves_gradient(module: nn.Module, loss: Loss, batch_a: Batch, batch_b: Batch) -> HalvesGradient:

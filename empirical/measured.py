@@ -17,11 +17,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.optimize import minimize_scalar
 
 from theory.joint import Hyperbola
+
+if TYPE_CHECKING:
+    from theory.schema import ConstantsFile
 
 
 @dataclass(frozen=True)
@@ -189,3 +193,18 @@ def bootstrap(outcomes: Sequence[Outcome], n_resamples: int = 1000, seed: int = 
         k_inf=percentile_interval([f.k_inf for f in fits], level),
         n_resamples=n_resamples,
     )
+
+
+def preconditioned_noise_scales(file: ConstantsFile | None) -> dict[str, tuple[float, Interval | None]] | None:
+    """Player -> (B_noise,H, its interval or None) from a constants file: the gradient noise scale in the metric an
+    Adam-type optimizer steps in, tr(HΣ)/GᵀHG with H = diag(1/(√v̂ + eps)), measured along the reference run
+    (empirical.constants). Its prediction of b* is 2·B_noise,H, as 2·B_simple is SGD's. None when the file (or
+    no file) has none for either player: SGD-type runs (whose metric is the identity, so B_simple is it) and files
+    written before it was measured."""
+    if file is None or not file.noise_scale_preconditioned:
+        return None
+    out = {}
+    for player, value in file.noise_scale_preconditioned.items():
+        interval = file.noise_scale_details[player]["preconditioned"].get("interval")
+        out[player] = (value, Interval(*interval) if interval else None)
+    return out

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from theory.schema import ConstantsFile
 
 FAMILY_ORDER = ("sgd-frozen", "sgd", "adam", "amsgrad-l1", "adam-cs")
+MISSED = "†"
 NOISE_PREDICTORS = ("2·B_simple", "2·B_noise,H")
 
 
@@ -57,6 +58,7 @@ class Value:
 
     value: float | None
     why: str = ""
+    mark: str = ""  # a footnote mark the table shows after the value ("†": from a reference run that missed)
 
     def ratio(self, b_fit: float | None) -> float | None:
         if self.value is None or b_fit is None or not math.isfinite(self.value) or self.value <= 0:
@@ -86,8 +88,10 @@ def noise_values(cell: Cell, file: ConstantsFile | None) -> dict[str, Value]:
     pre = _joint_noise(file.noise_scale_preconditioned)
     if pre is None and cell.group.optimizer in ("sgd",):
         pre = simple  # SGD steps in the identity metric: tr(IΣ)/(GᵀIG) = B_simple
-    return {"2·B_simple": Value(simple, "" if simple else "no noise scale in the constants file"),
-            "2·B_noise,H": Value(pre, "" if pre else "no preconditioned noise scale in the constants file")}
+    # a reference run that missed its target measured its noise over the second half of max_steps instead
+    mark = "" if file.source.get("status", "reached") == "reached" else MISSED
+    return {"2·B_simple": Value(simple, "" if simple else "no noise scale in the constants file", mark),
+            "2·B_noise,H": Value(pre, "" if pre else "no preconditioned noise scale in the constants file", mark)}
 
 
 def family_values(cell: Cell, file: ConstantsFile | None, target_of_file: float | None,

@@ -361,9 +361,9 @@ def render_block(name: str, where: str = "") -> str:
     if name in SPECIAL_BLOCKS:
         return SPECIAL_BLOCKS[name]()
     preset, _, kind = name.rpartition(":")
-    if kind not in BLOCK_KINDS or preset not in committed_presets():
+    if kind not in BLOCK_KINDS or (preset not in committed_presets() and preset not in STORE_SETS):
         raise EmpiricalInputError(f"{where}: unknown block {name!r} (PRESET:KIND, KIND one of {', '.join(BLOCK_KINDS)}"
-                                  f", PRESET one of {', '.join(committed_presets())})")
+                                  f", PRESET one of {', '.join([*committed_presets(), *STORE_SETS])})")
     return BLOCK_KINDS[kind](preset)
 
 
@@ -479,7 +479,7 @@ def _exact_floor_error() -> str:
 LAW_BOOTSTRAP = 200
 # A law sweep made of several committed stores (one per data noise scale): its name -> the stores.
 STORE_SETS: dict[str, tuple[str, ...]] = {
-    "lqgan-noise": ("lqgan-noise-s0.5", "lqgan-noise-s1", "lqgan-noise-s2", "lqgan-noise-s4"),
+    "lqgan-noise": ("lqgan-noise-s0.5", "lqgan-noise-s1", "lqgan-noise-s2", "lqgan-noise-s3", "lqgan-noise-s4"),
 }
 
 
@@ -531,8 +531,89 @@ def _groups_table(name: str) -> str:
     return "\n".join(index_page.group_rows([index_page.Entry("", g) for g in sweep(name).groups], links=False))
 
 
+def _poles_table(name: str) -> str:
+    """Why the target law's exponent is what it is: per (optimizer, α, data scale) the floor's decay q (F(b) =
+    B_F/b^q + C_F; the template has q = 1), so the pole c_floor ∝ (target − C_F)^(−1/q), the pole's fitted slope
+    over the targets, and b*_floor/c_floor (the transient's factor) from the loosest to the tightest target."""
+    import numpy as np
+
+    lines = ["| optimizer | α_D | s | floor decay q | −1/q | slope of log c_floor | slope of log b*_floor | "
+             "b*_floor / c_floor, loosest → tightest target | b*_fit / c_floor | slope of log b*_fit |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    families: dict[tuple, list] = {}
+    for g in sweep(name).groups:
+        families.setdefault((g.optimizer, g.lr_d, g.data_scale), []).append(g)
+    for (optimizer, alpha, scale), gs in sorted(families.items()):
+        gs = sorted((g for g in gs if g.floor and g.floor.fit and g.floor.prediction), key=lambda g: -g.target_fid)
+        if len(gs) < 2:
+            continue
+        fit = gs[0].floor.fit
+        x = np.log([g.target_fid - fit.c_f for g in gs])
+        poles = [fit.pole(g.target_fid) for g in gs]
+        floors = [g.floor.prediction.b_star for g in gs]
+        fitted = [(xi, g.fit.b_star) for xi, g in zip(x, gs, strict=True) if g.fit is not None and g.fit.b_star > 0]
+        slope_fit = (f"{np.polyfit([a for a, _ in fitted], np.log([b for _, b in fitted]), 1)[0]:.2f}"
+                     if len(fitted) > 1 else "—")
+        over = [g.fit.b_star / p for g, p in zip(gs, poles, strict=True) if g.fit is not None]
+        fit_over = f"{min(over):.2f}–{max(over):.2f}" if over else "—"
+        lines.append(f"| {optimizer} | {alpha:g} | {scale:g} | {fit.q:.2f} | {-1 / fit.q:.2f} | "
+                     f"{np.polyfit(x, np.log(poles), 1)[0]:.2f} | {np.polyfit(x, np.log(floors), 1)[0]:.2f} | "
+                     f"{floors[0] / poles[0]:.2f} → {floors[-1] / poles[-1]:.2f} | {fit_over} | {slope_fit} |")
+    return "\n".join(lines)
+
+
 BLOCK_KINDS["laws"] = _laws_table
 BLOCK_KINDS["groups"] = _groups_table
+BLOCK_KINDS["poles"] = _poles_table
+
+
+def _law(name: str, law: str, series: str):
+    found = _laws(name).law(law, series)
+    if found is None or found.exponent is None:
+        raise ValueError(f"no {law} law in {series} for {name}")
+    return found
+
+
+def _law_values() -> dict[str, Callable[[], str]]:
+    from empirical.scaling import LAWS, SERIES
+
+    out: dict[str, Callable[[], str]] = {}
+    for name in ("lqgan-done", "lqgan-noise", "ring8-paper", "gauss-mlp-paper"):
+        for law in LAWS:
+            for series in SERIES:
+                key = f"laws.{name}.{law}.{series}"
+                out[key] = lambda n=name, w=law, s=series: f"{_law(n, w, s).exponent:.2f}"
+                out[key + ".interval"] = lambda n=name, w=law, s=series: (
+                    f"[{_law(n, w, s).interval.low:.2f}, {_law(n, w, s).interval.high:.2f}]")
+                out[key + ".theory"] = lambda n=name, w=law, s=series: f"{_law(n, w, s).theory:.2f}"
+    out["lqgan-noise.floor_exponent"] = _floor_noise_exponent
+    for name in ("b*_floor", "sgd-frozen", "2·B_simple", "2·B_noise,H"):
+        key = "predictors." + name.replace("*", "").replace("·", "").replace(",", "-")
+        out[key + ".cells"] = lambda n=name: f"{_score(n).n_valued} of {_score(n).n_cells}"
+        out[key + ".median_ratio"] = lambda n=name: f"{_score(n).median_ratio:.2g}"
+        out[key + ".within_2x"] = lambda n=name: f"{_score(n).within_2x:.0%}"
+        out[key + ".within_2x_measured"] = lambda n=name: f"{_score(n).within_2x_measured:.0%}"
+        out[key + ".control"] = lambda n=name: "{}/{}".format(*_score(n).within_2x_control)
+        out[key + ".neural"] = lambda n=name: "{}/{}".format(*_score(n).within_2x_neural)
+    return out
+
+
+def _score(name: str):
+    from empirical import predictors
+
+    return predictors.score(predictor_rows(), name)
+
+
+def _floor_noise_exponent() -> str:
+    """The exponent in s of lqgan's exact noise floor F(64) (the Lyapunov closed form) over the noise sweep's s."""
+    from empirical.benchmarks.lqgan import scaling_exponent
+    from empirical.benchmarks.lqgan_floor import exact_floor
+
+    groups = sweep("lqgan-noise").groups
+    scales = sorted({g.data_scale for g in groups})
+    config = next(iter(sweep("lqgan-noise").presets.values()))[1]
+    floors = [float(exact_floor(config.with_(data_scale=s)).floor(64)) for s in scales]
+    return f"{scaling_exponent(scales, floors):.2f}"
 
 # The sweeps whose every group is a cell of the predictor table (docs/findings.md).
 PREDICTOR_SWEEPS = ("lqgan", "lqgan-done", "lqgan-noise", "lqgan-amsgrad", "lqgan-adam", "lqgan-adam-tight",
@@ -593,7 +674,7 @@ def _cell(value, b_fit) -> str:
     ratio = value.ratio(b_fit)
     if value.value is None:
         return "—"
-    return f"{value.value:.3g}" + ("" if ratio is None else f" ({ratio:.2g}×)")
+    return f"{value.value:.3g}{value.mark}" + ("" if ratio is None else f" ({ratio:.2g}×)")
 
 
 def predictors_table() -> str:
@@ -635,7 +716,7 @@ SPECIAL_BLOCKS["predictors:table"] = predictors_table
 SPECIAL_BLOCKS["predictors:scores"] = predictor_scores_table
 
 
-VALUES = _values()
+VALUES = {**_values(), **_law_values()}
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -317,7 +317,7 @@ def markdown(analysis: ScalingAnalysis, figure: str | None) -> list[str]:
     """The report's first section: the figure and a short table of exponents against the theory's."""
     lines = ["## Scaling laws of b*", ""]
     if figure:
-        lines += [f"![b* against the target and against the learning rate]({figure})", ""]
+        lines += [f"![b* against each varied quantity, log-log]({figure})", ""]
     terms = {"alpha": "p·log α_D", "target": "q·log(target − C_F)", "noise": "r·log s"}
     varying = [law for law in LAWS if any(x.law == law for x in analysis.laws)]
     lines += [f"Exponents of log b* = {' + '.join(terms[law] for law in varying)} + const, fitted over the groups "

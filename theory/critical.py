@@ -131,7 +131,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         analysis = analyse(family, constants, epsilon, batch_sizes)
     except UnreachableTarget as exc:
         raise UnreachableTarget(f"{exc}; {_epsilon_sources(epsilon)}", exc.min_epsilon) from None
-    noise_scale = file.noise_scale
+    noise_scale, preconditioned = file.noise_scale, file.noise_scale_preconditioned
 
     from theory import render
 
@@ -143,11 +143,12 @@ def run(argv: Sequence[str] | None = None) -> int:
         except (OSError, ValueError) as exc:
             raise TheoryInputError(f"cannot write plot {args.plot}: {exc}") from None
     if args.json:
-        print(json.dumps(render.to_json(analysis, noise_scale), indent=2, allow_nan=False))
+        print(json.dumps(render.to_json(analysis, noise_scale, preconditioned), indent=2, allow_nan=False))
     elif args.latex:
         print(render.to_latex(analysis))
     else:
-        print(render.to_text(analysis, show_proofs=args.proofs, noise_scale=noise_scale))
+        print(render.to_text(analysis, show_proofs=args.proofs, noise_scale=noise_scale,
+                             noise_scale_preconditioned=preconditioned))
         if args.plot:
             print(f"plot written to {args.plot}")
     return 0

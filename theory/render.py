@@ -73,9 +73,11 @@ NOISE_SCALE = ("noise-scale prediction b* ≈ 2·B_simple (McCandlish's B_simple
                "role of the template's c; b* = 2c)")
 
 
-def to_text(a: Analysis, show_proofs: bool = False, noise_scale: Mapping[str, float] | None = None) -> str:
+def to_text(a: Analysis, show_proofs: bool = False, noise_scale: Mapping[str, float] | None = None,
+            noise_scale_preconditioned: Mapping[str, float] | None = None) -> str:
     """The human-readable report: constants with their sources, closed forms, results and the b-table, and the
-    measured noise scales when given."""
+    measured noise scales when given (B_simple, and beside it 2·B_noise,H, the noise scale in an Adam-type
+    optimizer's metric, for the players that have one)."""
     f = a.family
     lines = [
         f"family '{f.name}': {f.summary}",
@@ -111,8 +113,11 @@ def to_text(a: Analysis, show_proofs: bool = False, noise_scale: Mapping[str, fl
         lines.append(f"  {name:<10}{cells}")
     lines.append(f"  critical batch size b* = {a.joint.b_star:.5g}: {CASES[a.joint.case]}")
     if noise_scale:
-        lines.append(f"  {NOISE_SCALE}: " + ", ".join(f"{p} {2 * noise_scale[p]:.5g} (B_simple {noise_scale[p]:.5g})"
-                                                      for p in PLAYERS if p in noise_scale))
+        pre = noise_scale_preconditioned or {}
+        lines.append(f"  {NOISE_SCALE}: " + ", ".join(
+            f"{p} {2 * noise_scale[p]:.5g} (B_simple {noise_scale[p]:.5g}"
+            + (f"; in the optimizer's metric 2·B_noise,H {2 * pre[p]:.5g})" if p in pre else ")")
+            for p in PLAYERS if p in noise_scale))
     lines.append("")
 
     lines.append(f"  {'b':>8}{'K_D':>14}{'K_G':>14}{'K':>14}{'N = b·K':>14}")
@@ -134,9 +139,11 @@ def to_text(a: Analysis, show_proofs: bool = False, noise_scale: Mapping[str, fl
     return "\n".join(lines)
 
 
-def to_json(a: Analysis, noise_scale: Mapping[str, float] | None = None) -> dict[str, Any]:
+def to_json(a: Analysis, noise_scale: Mapping[str, float] | None = None,
+            noise_scale_preconditioned: Mapping[str, float] | None = None) -> dict[str, Any]:
     """The JSON contract: b_star, K_inf, the table, plus everything needed to reproduce them; ``noise_scale``
-    holds the measured McCandlish B_simple per player ({} when none was given). ``epsilon`` is the one ε (the
+    holds the measured McCandlish B_simple per player ({} when none was given), ``noise_scale_preconditioned``
+    B_noise,H = tr(HΣ)/GᵀHG in an Adam-type optimizer's metric ({} when none). ``epsilon`` is the one ε (the
     common one, or the larger of the players'); ``epsilon_players`` each player's own target ε_P."""
     P = a.players
     forms = generic_forms(a.family)
@@ -159,6 +166,8 @@ def to_json(a: Analysis, noise_scale: Mapping[str, float] | None = None) -> dict
         "min_epsilon": math.sqrt(max(P[p].C for p in PLAYERS)),  # the smallest common ε the bound certifies
         "min_epsilon_players": {p: math.sqrt(P[p].C) for p in PLAYERS},
         "noise_scale": {p: float(noise_scale[p]) for p in PLAYERS if p in (noise_scale or {})},
+        "noise_scale_preconditioned": {p: float(noise_scale_preconditioned[p]) for p in PLAYERS
+                                       if p in (noise_scale_preconditioned or {})},
         "closed_forms": {
             "template": {k: str(e) for k, (_, e) in template.readable_forms().items()},
             "family": forms,

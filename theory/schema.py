@@ -10,7 +10,8 @@ Format (docs/constants-schema.md)::
         ...
       },
       "epsilon": {"sgd": {"value": 0.21, "players": {"D": 0.12, "G": 0.21}, "method": "mean ||grad||^2"}},
-      "noise_scale": {"D": {"value": 40.2, "interval": [31.0, 52.7], "n": 8}, "G": 12.5},
+      "noise_scale": {"D": {"value": 40.2, "interval": [31.0, 52.7], "n": 8,
+                            "preconditioned": {"value": 55.1, "interval": [41.0, 70.3], "n": 8}}, "G": 12.5},
       "source": {"preset": "ring8", "checkpoint": "first-target", "seed": 0}
     }
 
@@ -23,7 +24,9 @@ An ``epsilon`` entry may also give each player's own ε, ``"players": {"D": ε_D
 the bound asks each player P to reach its own ε_P², so the ε_P the run reached per player is the target that
 matches it; ``value`` is then the single ε for readers that take one (the writer's choice, usually the larger).
 An entry without ``players`` means ε_D = ε_G = value (:attr:`ConstantsFile.epsilon_players` says so for every
-family).
+family). A ``noise_scale`` entry in object form may also hold ``"preconditioned"``: an entry of the same form
+(value > 0, no further nesting), B_noise,H = tr(HΣ) / GᵀHG, the noise scale in the metric H = diag(1/(√v̂ + eps))
+an Adam-type optimizer steps in (:attr:`ConstantsFile.noise_scale_preconditioned`); SGD-type runs have none.
 """
 
 from __future__ import annotations
@@ -50,7 +53,14 @@ class ConstantsFile:
     epsilon: dict[str, float] = field(default_factory=dict)  # family -> the ε the measured run reached
     epsilon_details: dict[str, dict[str, Any]] = field(default_factory=dict)  # interval / method / n / players
     noise_scale: dict[str, float] = field(default_factory=dict)  # "D" / "G" -> B_simple = tr Σ / ||G||²
-    noise_scale_details: dict[str, dict[str, Any]] = field(default_factory=dict)
+    noise_scale_details: dict[str, dict[str, Any]] = field(default_factory=dict)  # with "preconditioned" if any
+
+    @property
+    def noise_scale_preconditioned(self) -> dict[str, float]:
+        """"D" / "G" -> B_noise,H = tr(HΣ) / GᵀHG in the optimizer's metric, for the players whose entry has one
+        (its interval / method / n: ``noise_scale_details[p]["preconditioned"]``)."""
+        return {p: d["preconditioned"]["value"] for p, d in self.noise_scale_details.items()
+                if "preconditioned" in d}
 
     @property
     def epsilon_players(self) -> dict[str, dict[str, float]]:
@@ -92,18 +102,22 @@ def parse_constants(doc: Any, label: str) -> ConstantsFile:
     if not isinstance(source, dict):
         raise TheoryInputError(f"{where}: \"source\" must be an object")
     epsilon, epsilon_details = _section(doc, "epsilon", "family", set(FAMILIES), where, players=True)
-    noise, noise_details = _section(doc, "noise_scale", "player", set(PLAYERS), where)
+    noise, noise_details = _section(doc, "noise_scale", "player", set(PLAYERS), where, preconditioned=True)
     return ConstantsFile(values=values, details=details, source=source, epsilon=epsilon,
                          epsilon_details=epsilon_details, noise_scale=noise, noise_scale_details=noise_details)
 
 
-def _entry(key: str, entry: Any, where: str, players: bool = False) -> tuple[float, dict[str, Any]]:
+def _entry(key: str, entry: Any, where: str, players: bool = False,
+           preconditioned: bool = False) -> tuple[float, dict[str, Any]]:
     """One entry (a number, or {value, interval, method, n}, and with ``players`` also {"players": {"D": x,
-    "G": y}}) -> (value, the other fields); else one-line error."""
+    "G": y}}, with ``preconditioned`` also {"preconditioned": an entry > 0}) -> (value, the other fields, a
+    preconditioned entry as {"value": v, ...its other fields}); else one-line error."""
     extra: dict[str, Any] = {}
     if isinstance(entry, dict):
         extra = {k: v for k, v in entry.items() if k != "value"}
-        bad = sorted(set(extra) - {"interval", "method", "n"} - ({"players"} if players else set()))
+        allowed = {"interval", "method", "n"} | ({"players"} if players else set()) | (
+            {"preconditioned"} if preconditioned else set())
+        bad = sorted(set(extra) - allowed)
         if bad:
             raise TheoryInputError(f"{where}: {key} has unknown fields {', '.join(bad)}")
         entry = entry.get("value")
@@ -119,6 +133,11 @@ def _entry(key: str, entry: Any, where: str, players: bool = False) -> tuple[flo
         raise TheoryInputError(f"{where}: {key} method must be a string")
     if "players" in extra:
         extra["players"] = _players(key, extra["players"], where)
+    if "preconditioned" in extra:
+        value, details = _entry(f"{key}.preconditioned", extra["preconditioned"], where)
+        if not value > 0:
+            raise TheoryInputError(f"{where}: {key}.preconditioned must be > 0, got {value:g}")
+        extra["preconditioned"] = {"value": value, **details}
     return float(entry), extra
 
 
@@ -135,12 +154,14 @@ def _players(key: str, section: Any, where: str) -> dict[str, float]:
 
 
 def _entries(
-    section: Mapping[str, Any], where: str, prefix: str = "", positive: bool = False, players: bool = False
+    section: Mapping[str, Any], where: str, prefix: str = "", positive: bool = False, players: bool = False,
+    preconditioned: bool = False,
 ) -> tuple[dict[str, float], dict[str, dict[str, Any]]]:
-    """Validate every entry of a section: (key -> value, key -> interval/method/n (/players) where given)."""
+    """Validate every entry of a section: (key -> value, key -> interval/method/n (/players/preconditioned) where
+    given)."""
     values, details = {}, {}
     for key, entry in section.items():
-        value, extra = _entry(prefix + key, entry, where, players)
+        value, extra = _entry(prefix + key, entry, where, players, preconditioned)
         if positive and not value > 0:
             raise TheoryInputError(f"{where}: {prefix}{key} must be > 0, got {value:g}")
         values[key] = value
@@ -150,10 +171,11 @@ def _entries(
 
 
 def _section(
-    doc: Mapping[str, Any], name: str, what: str, known: set[str], where: str, players: bool = False
+    doc: Mapping[str, Any], name: str, what: str, known: set[str], where: str, players: bool = False,
+    preconditioned: bool = False,
 ) -> tuple[dict[str, float], dict[str, dict[str, Any]]]:
     """An optional top-level section ``name`` of ``what`` -> positive entry, keys in ``known`` (entries may have
-    per-player values when ``players``)."""
+    per-player values when ``players``, a nested "preconditioned" entry when ``preconditioned``)."""
     section = doc.get(name, {})
     if not isinstance(section, dict):
         raise TheoryInputError(f"{where}: \"{name}\" must be an object of {what} -> value")
@@ -161,7 +183,8 @@ def _section(
     if unknown:
         raise TheoryInputError(f"{where}: \"{name}\" has unknown {what} {', '.join(unknown)} "
                                f"(known: {', '.join(sorted(known))})")
-    return _entries(section, where, prefix=f"{name}.", positive=True, players=players)
+    return _entries(section, where, prefix=f"{name}.", positive=True, players=players,
+                    preconditioned=preconditioned)
 
 
 def load_constants(path: str | Path) -> ConstantsFile:

@@ -7,6 +7,10 @@ game); discriminator D(x) = wᵀx + xᵀVx with V symmetric; WGAN losses with an
 parameters (loss "wgan-l2"), so D's problem is λ-strongly convex and λ-smooth for a fixed G. At the equilibrium
 μ_g = μ, A·Aᵀ = Σ and D = 0.
 
+The data's noise is a knob: Σ = s·Σ₀ with s = config.data_scale (1 by default) and Σ₀, μ the seeded ones of
+:func:`target`, so the scaling of the critical batch size in the gradient noise can be measured (issue 14). Every
+closed form below takes the scaled data (:func:`config_target`).
+
 Everything the theory needs has a closed form here: FID is the Fréchet distance between N(μ_g, AAᵀ) and N(μ, Σ)
 computed from the parameters (no samples, no feature network), each player's smoothness and per-sample gradient
 covariance come from Gaussian moments (:func:`exact_noise`, :func:`exact_smoothness`), and the noise floor of
@@ -36,25 +40,35 @@ DATA_SEED = 20_261_202
 
 @dataclass(frozen=True)
 class GaussianTarget:
-    """The data distribution N(μ, Σ), float64."""
+    """The data distribution N(μ, Σ), float64; `scale` is the s that Σ already carries (Σ = s·Σ₀, see target)."""
 
     mu: np.ndarray
     sigma: np.ndarray
+    scale: float = 1.0
 
     @property
     def dim(self) -> int:
         return len(self.mu)
 
 
-@lru_cache(maxsize=4)
-def target(dim: int = DIM) -> GaussianTarget:
-    """The seeded data: Σ = Q·diag(1 … 1/CONDITION, geometric)·Qᵀ with Q a random rotation, μ ~ N(0, I/4)."""
+@lru_cache(maxsize=16)
+def target(dim: int = DIM, scale: float = 1.0) -> GaussianTarget:
+    """The seeded data N(μ, s·Σ₀): Σ₀ = Q·diag(1 … 1/CONDITION, geometric)·Qᵀ with Q a random rotation,
+    μ ~ N(0, I/4), s = `scale`. Only the covariance scales (μ and the shape of Σ₀ stay the seeded ones), so s
+    turns the per-sample gradient noise up or down at a fixed geometry; s = 1 is the data of every run before
+    data_scale existed, to the bit (x·1.0 is exact)."""
     rng = np.random.default_rng(DATA_SEED)
     q, r = np.linalg.qr(rng.standard_normal((dim, dim)))
     q = q * np.sign(np.diag(r))  # the Haar-distributed rotation (QR's sign convention fixed)
     eigenvalues = np.geomspace(1.0, 1.0 / CONDITION, dim)
     sigma = (q * eigenvalues) @ q.T
-    return GaussianTarget(mu=0.5 * rng.standard_normal(dim), sigma=(sigma + sigma.T) / 2)
+    return GaussianTarget(mu=0.5 * rng.standard_normal(dim), sigma=float(scale) * ((sigma + sigma.T) / 2),
+                          scale=float(scale))
+
+
+def config_target(config: TrainConfig) -> GaussianTarget:
+    """The data of an lqgan config: target(z_dim, data_scale)."""
+    return target(config.z_dim, config.data_scale)
 
 
 def tril_scatter(dim: int) -> torch.Tensor:
@@ -126,7 +140,7 @@ def build_models(config: TrainConfig) -> tuple[LQGenerator, LQDiscriminator]:
 
 
 class GaussianData:
-    """N(μ, Σ) sampled on the fly on the training device (float32)."""
+    """N(μ, Σ) (the target's, s included) sampled on the fly on the training device (float32)."""
 
     def __init__(self, distribution: GaussianTarget, device: torch.device) -> None:
         self.distribution = distribution
@@ -144,7 +158,7 @@ class GaussianData:
 
 
 def load_data(config: TrainConfig, device: torch.device) -> GaussianData:
-    return GaussianData(target(config.z_dim), device)
+    return GaussianData(config_target(config), device)
 
 
 def generator_gaussian(g: LQGenerator) -> tuple[np.ndarray, np.ndarray]:
@@ -154,30 +168,32 @@ def generator_gaussian(g: LQGenerator) -> tuple[np.ndarray, np.ndarray]:
         return g.mu.detach().double().cpu().numpy(), a @ np.swapaxes(a, -1, -2)
 
 
-@lru_cache(maxsize=4)
-def data_statistics(dim: int) -> ReferenceStatistics:
-    """The exact data Gaussian as FID's reference statistics (cached): exact FID and gauss-mlp's sample FID."""
-    data = target(dim)
+@lru_cache(maxsize=16)
+def data_statistics(dim: int, scale: float = 1.0) -> ReferenceStatistics:
+    """The exact data Gaussian N(μ, s·Σ₀) as FID's reference statistics (cached): exact FID and gauss-mlp's sample
+    FID."""
+    data = target(dim, scale)
     return ReferenceStatistics(Statistics(data.mu, data.sigma, n=0))
 
 
-def exact_fid(mu_g: np.ndarray, sigma_g: np.ndarray, dim: int = DIM) -> float:
-    """The Fréchet distance between N(μ_g, Σ_g) and the data N(μ, Σ): FID with the identity as feature map and
+def exact_fid(mu_g: np.ndarray, sigma_g: np.ndarray, dim: int = DIM, scale: float = 1.0) -> float:
+    """The Fréchet distance between N(μ_g, Σ_g) and the data N(μ, s·Σ₀): FID with the identity as feature map and
     infinitely many samples. NaN when the generator's parameters are not finite."""
     if not (np.isfinite(mu_g).all() and np.isfinite(sigma_g).all()):
         return float("nan")
-    return data_statistics(dim).distance(Statistics(mu_g, sigma_g, n=0))
+    return data_statistics(dim, scale).distance(Statistics(mu_g, sigma_g, n=0))
 
 
 class ExactFID:
-    """Scores an LQ generator by its exact FID (the evaluation seed is unused: nothing is sampled)."""
+    """Scores an LQ generator by its exact FID against the config's data (the evaluation seed is unused: nothing is
+    sampled)."""
 
     def __init__(self, config: TrainConfig, device: torch.device, seed: int) -> None:
         del device, seed
-        self.dim = config.z_dim
+        self.dim, self.scale = config.z_dim, config.data_scale
 
     def __call__(self, g: nn.Module) -> float:
-        return exact_fid(*generator_gaussian(g), dim=self.dim)
+        return exact_fid(*generator_gaussian(g), dim=self.dim, scale=self.scale)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -271,18 +287,78 @@ def exact_gradients(
     return {"D": torch.cat([grad_w, grad_v], -1), "G": torch.cat([grad_mu, grad_a], -1)}
 
 
+def equilibrium_players(data: GaussianTarget) -> Players:
+    """θ* as Players: μ_g = μ, A = chol Σ (so A·Aᵀ = Σ, the scaled one), w = 0, V = 0."""
+    dim = data.dim
+    return Players(mu_g=data.mu.copy(), a=np.linalg.cholesky(data.sigma), w=np.zeros(dim), v=np.zeros((dim, dim)))
+
+
+TEMPLATE_QUANTITIES = ("B", "L", "sigma2")
+
+
+def equilibrium_template(config: TrainConfig) -> dict[str, dict[str, float]]:
+    """Per player, the smooth-SGD template's constants at θ* of the config's data, in closed form: L (exact
+    smoothness), σ² (exact per-sample gradient noise) and B = L·α·σ² (theory/families.py, family "sgd"). At θ*,
+    L_D = λ and σ²_D grows with s, while D = 0 leaves G no gradient noise and no curvature: L_G = σ²_G = B_G = 0."""
+    players = equilibrium_players(config_target(config))
+    out = {}
+    for player, alpha in (("D", config.lr_d), ("G", config.lr_g)):
+        smooth = exact_smoothness(player, players, config.gp_weight)
+        noise = exact_noise(player, players, config_target(config))
+        out[player] = {"L": smooth, "sigma2": noise, "B": smooth * alpha * noise}
+    return out
+
+
+def scaling_exponent(scales: Sequence[float], values: Sequence[float]) -> float:
+    """The least-squares slope of log(value) on log(scale): the exponent p of value ∝ s^p over the grid."""
+    x, y = np.log(np.asarray(scales, dtype=np.float64)), np.asarray(values, dtype=np.float64)
+    if len(x) != len(y) or len(np.unique(x)) < 2:
+        raise ValueError(f"an exponent needs values at two or more distinct scales, got {len(x)} scales, "
+                         f"{len(y)} values")
+    if not (np.isfinite(y).all() and (y > 0).all()):
+        raise ValueError(f"an exponent needs positive finite values (a power law), got {y.tolist()}")
+    return float(np.polyfit(x, np.log(y), 1)[0])
+
+
+def noise_exponent(scales: Sequence[float], player: str, quantity: str = "B",
+                   config: TrainConfig | None = None) -> float:
+    """d log Q/d log s of the template's Q ∈ {B, L, σ²} at θ* for `player`, over the data scales s in `scales`
+    (least squares; config: the lqgan preset's α and λ unless given). With μ fixed, σ²_D = a₁·s + a₂·s² (the
+    linear features' variance ∝ s, the quadratic ones' ∝ s² plus mean-cross terms ∝ s), so D's exponent runs from 1
+    (s → 0) to 2 (s → ∞). G's constants are 0 at θ* for every s: a one-line ValueError, there is no exponent."""
+    if player not in ("D", "G") or quantity not in TEMPLATE_QUANTITIES:
+        raise ValueError(f"player must be D or G and quantity one of {', '.join(TEMPLATE_QUANTITIES)}, "
+                         f"got {player!r}, {quantity!r}")
+    base = PRESETS["lqgan"] if config is None else config
+    values = [equilibrium_template(base.with_(data_scale=float(s)))[player][quantity] for s in scales]
+    if not all(v > 0 for v in values):
+        raise ValueError(f"{quantity}_{player} at the equilibrium is {values[0]:g} at s = {scales[0]:g} (not positive "
+                         "at every scale): no power law in s")
+    return scaling_exponent(scales, values)
+
+
+def noise_law(config: TrainConfig, scales: Sequence[float]) -> tuple[float, str]:
+    """The noise law's theory value for the report (Benchmark.noise_law): the exponent in s of the template's
+    B_D = L_D·α_D·σ²_D at θ* over `scales` (G's B is 0 there: D is the player whose noise sets b*)."""
+    exponent = noise_exponent(scales, "D", "B", config)
+    words = (f"the template b* = 2B/(ε² − C) with B = L_D·α_D·σ²_D at the equilibrium (closed forms): L_D = λ for "
+             f"every s and σ²_D = a₁·s + a₂·s², so B_D ∝ s^{exponent:.2f} over s = "
+             f"{', '.join(f'{x:g}' for x in scales)} at fixed ε and C (G's B is 0 at the equilibrium)")
+    return exponent, words
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Presets and registration
 
 def _exact_gradient(config: TrainConfig, g: nn.Module, d: nn.Module) -> dict[str, torch.Tensor]:
-    return exact_gradients(g, d, target(config.z_dim), config.gp_weight)
+    return exact_gradients(g, d, config_target(config), config.gp_weight)
 
 
 def _exact_reference(config: TrainConfig) -> dict[str, torch.Tensor]:
     """θ*, the exact equilibrium (lqgan_floor.equilibrium), split into the players' flat parameter vectors."""
     from empirical.benchmarks.lqgan_floor import equilibrium
 
-    theta = torch.as_tensor(equilibrium(target(config.z_dim)), dtype=torch.float64)
+    theta = torch.as_tensor(equilibrium(config_target(config)), dtype=torch.float64)
     n_g = config.z_dim + config.z_dim * (config.z_dim + 1) // 2
     return {"D": theta[n_g:], "G": theta[:n_g]}
 
@@ -305,6 +381,7 @@ BENCHMARK = Benchmark(
     data="lqgan", model="lq", features="exact", losses=("wgan-l2",), load_data=load_data,
     build_models=build_models, evaluator=ExactFID, presets=PRESETS, train_many=_train_many,
     exact_floor=_exact_floor, exact_gradient=_exact_gradient, exact_reference=_exact_reference,
+    noise_law=noise_law,
 )
 
 # Calibrated (docs/benchmarks.md): λ = 1 and α_D·λ² = 4·α_G make the mean dynamics of (w, μ_g) critically

@@ -24,10 +24,10 @@ from empirical.benchmarks.lqgan import (
     LQDiscriminator,
     LQGenerator,
     build_models,
+    config_target,
     exact_fid,
     exact_gradients,
     load_data,
-    target,
 )
 from empirical.config import TrainConfig
 from empirical.optimizers import ELEMENTWISE, make_optimizer
@@ -75,7 +75,7 @@ def _measures(config: TrainConfig, g: LQGenerator, d: LQDiscriminator,
               reference: dict[str, torch.Tensor]) -> list[dict[str, float]]:
     """Per run, EvalPoint's grad_sq_* and vi_gap_* from the exact gradient of the expected losses (train()'s
     Measurer with lqgan's exact_gradient hook, on every run's slice at once)."""
-    grads = exact_gradients(g, d, target(config.z_dim), config.gp_weight)
+    grads = exact_gradients(g, d, config_target(config), config.gp_weight)
     out: list[dict[str, float]] = [{} for _ in range(g.mu.shape[0])]
     for p, module in (("D", d), ("G", g)):
         theta = torch.cat([q.detach().flatten(1).double() for q in module.parameters()], -1)
@@ -121,7 +121,7 @@ def train_many(config: TrainConfig, seeds: Sequence[int]) -> list[RunResult]:
         with torch.no_grad():
             a = g.matrix().double().cpu().numpy()
             mu = g.mu.double().cpu().numpy()
-        return [exact_fid(mu[r], a[r] @ a[r].T, dim) for r in range(runs)]
+        return [exact_fid(mu[r], a[r] @ a[r].T, dim, config.data_scale) for r in range(runs)]
 
     reference = get_benchmark(config.data).exact_reference(config) if config.measure_batch > 0 else None
 

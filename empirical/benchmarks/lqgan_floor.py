@@ -10,6 +10,7 @@ Lyapunov equation P = J P Jᵀ + K Σ_D Kᵀ / b (scipy.linalg.solve_discrete_ly
 second-order expansion F(b) = ½ tr(H_F P_GG), H_F the Hessian of the exact FID in G's parameters at θ*. Everything
 is ∝ 1/b: F(b) = B_F/b exactly (q = 1, C_F = 0) in this linear theory. The same P gives the floor in the template's
 own measure E‖∇_P L_P‖², to set beside the smooth-SGD template's B = L·α·σ² (ExactFloor.gradient_b, template_b).
+Σ is the config's data covariance, s·Σ₀ with s = data_scale (empirical/benchmarks/lqgan.py config_target).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 from scipy.linalg import solve_discrete_lyapunov
 from torch.func import jacrev
 
-from empirical.benchmarks.lqgan import GaussianTarget, exact_fid, symmetric_scatter, target, tril_scatter
+from empirical.benchmarks.lqgan import GaussianTarget, config_target, exact_fid, symmetric_scatter, tril_scatter
 from empirical.config import TrainConfig
 
 
@@ -127,7 +128,7 @@ def fid_hessian(data: GaussianTarget, theta_g: np.ndarray, h: float = 1e-4) -> n
 
     def fid(x: np.ndarray) -> float:
         a = (e_tril @ x[dim:]).reshape(dim, dim)
-        return exact_fid(x[:dim], a @ a.T, dim)
+        return exact_fid(x[:dim], a @ a.T, dim, data.scale)
 
     n = len(theta_g)
     hess = np.zeros((n, n))
@@ -166,7 +167,7 @@ def exact_floor(config: TrainConfig) -> ExactFloor:
     """The exact SGD noise floor of an lqgan config (its α_D, α_G and λ; the batch size is the free variable)."""
     if config.optimizer != "sgd":
         raise ValueError(f"the exact floor is for plain SGD (a linear iteration); {config.optimizer!r} is not")
-    data = target(config.z_dim)
+    data = config_target(config)
     step, layout = iteration(config, data)
     theta = torch.as_tensor(equilibrium(data))
     xi = torch.zeros(layout.size - layout.n_g, dtype=torch.float64)

@@ -563,3 +563,127 @@ def test_seeds_file_feeds_theory_critical(lq_two_seeds, tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["epsilon_players"]["D"]["value"] == f.epsilon_players["sgd-frozen"]["D"]
     assert result["constants"]["sigma2_D"]["value"] == doc["constants"]["sigma2_D"]["value"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The noise scale in the metric Adam steps in: B_noise,H = tr(HΣ) / GᵀHG, H = diag(1/(√v̂ + eps))
+
+
+def test_weighted_halves_estimator_against_the_closed_forms():
+    """Per-sample gradients G + √Σ_ii·ξ (diagonal Σ): over many pairs of independent half means, the weighted
+    estimates average to Σ h_i Σ_ii and Σ h_i G_i² (within 5 standard errors, tighter than the gap to what an
+    unweighted or wrongly weighted estimator would give); with h = 1 they are the unweighted ones bit for bit."""
+    from empirical.gradients import HalvesGradient, split_batch_noise_estimate, weighted_split_batch_noise_estimate
+
+    gen = torch.Generator().manual_seed(0)
+    mean = torch.tensor([1.0, -0.5, 0.2, 0.0, 2.0, -1.0], dtype=torch.float64)
+    var = torch.tensor([4.0, 0.5, 9.0, 1.0, 0.1, 2.0], dtype=torch.float64)
+    h = torch.tensor([0.1, 3.0, 0.05, 1.0, 5.0, 0.2], dtype=torch.float64)
+    half, draws = 8, 4000
+    samples = mean + var.sqrt() * torch.randn(draws, 2, half, len(mean), generator=gen, dtype=torch.float64)
+    means = samples.mean(2)  # (draws, 2, d): the two halves' mean gradients
+    got = np.array([weighted_split_batch_noise_estimate(a, b, half, h) for a, b in means])
+    truth = np.array([float(h @ var), float(h @ mean.square())])
+    se = got.std(0, ddof=1) / math.sqrt(draws)
+    assert np.all(np.abs(got.mean(0) - truth) <= 5 * se), (got.mean(0), truth, se)
+    # the test can tell the metric apart: the unweighted truths (scaled by the mean weight) are far outside
+    assert np.all(np.abs(truth - float(h.mean()) * np.array([float(var.sum()), float(mean @ mean)])) > 20 * se)
+    ones = torch.ones_like(h)
+    for a, b in means[:50]:
+        plain = split_batch_noise_estimate(a, b, half)
+        assert weighted_split_batch_noise_estimate(a, b, half, ones) == plain  # exactly, not approximately
+        assert HalvesGradient(a, b, half).weighted(ones) == (HalvesGradient(a, b, half).trace_sigma,
+                                                             HalvesGradient(a, b, half).norm_sq)
+    with pytest.raises(ValueError, match="one entry per parameter"):
+        weighted_split_batch_noise_estimate(means[0, 0], means[0, 1], half, h[:3])
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        weighted_split_batch_noise_estimate(means[0, 0], means[0, 1], half, -h)
+
+
+@pytest.mark.parametrize("name", ["adam", "amsgrad", "rmsprop", "adabelief"])
+def test_step_denominator_is_what_the_step_divided_by(name):
+    """step_denominator after a step = lr·m̂/(θ_before − θ_after) elementwise, read off the step the optimizer
+    actually took (m̂ = exp_avg/(1 − β1^t) with momentum, the gradient itself for RMSprop): the bias correction
+    as the optimizer applies it, without restating its formula. A parameter without a gradient gets +inf."""
+    gen = torch.Generator().manual_seed(1)
+    layer = torch.nn.Linear(5, 3).double()
+    spare = torch.nn.Linear(2, 2).double()  # never in the loss: no state
+    module = torch.nn.Sequential(layer, spare)
+    lr = 1e-3
+    opt = make_optimizer(name, module.parameters(), lr=lr)
+    assert constants.step_denominator(opt, module) is None  # before the first step
+    steps = 5
+    for _ in range(steps):
+        before = torch.cat([q.detach().reshape(-1).clone() for q in module.parameters()])
+        opt.zero_grad()
+        layer(torch.randn(16, 5, generator=gen, dtype=torch.float64)).square().mean().backward()
+        grads = torch.cat([(q.grad if q.grad is not None else torch.zeros_like(q)).reshape(-1)
+                           for q in module.parameters()])
+        opt.step()
+        after = torch.cat([q.detach().reshape(-1) for q in module.parameters()])
+    n = sum(q.numel() for q in layer.parameters())
+    if name == "rmsprop":
+        m_hat = grads[:n]
+    else:
+        m_hat = torch.cat([opt.state[q]["exp_avg"].reshape(-1) for q in layer.parameters()]) / (1 - 0.5**steps)
+    denom = constants.step_denominator(opt, module)
+    assert denom.shape == after.shape
+    assert torch.allclose(denom[:n], lr * m_hat / (before - after)[:n], rtol=1e-6)
+    assert torch.all(torch.isinf(denom[n:]))
+    assert constants.step_denominator(make_optimizer("sgd", module.parameters(), lr=lr), module) is None
+
+
+def test_adam_run_writes_the_preconditioned_noise_scale(ring_estimate, tmp_path):
+    """ring8 (Adam): both players' entries hold "preconditioned" = mean tr(HΣ) / mean GᵀHG over the second half
+    (brute force from the recorded evaluations), value inside its interval, different from B_simple; the file
+    loads and empirical.measured's reader returns it."""
+    from empirical.measured import preconditioned_noise_scales
+
+    est = ring_estimate
+    assert all(set(a.weighted_trace) == set(a.weighted_norm_sq) == {"D", "G"} for a in est.run[1:])
+    assert est.run[0].weighted_trace == {}  # step 0: no optimizer state yet
+    scales = est.noise_scales()
+    steps = [a.step for a in est.run]
+    mid = min(range(len(steps)), key=lambda i: abs(steps[i] - steps[-1] / 2))
+    window = [a for a in est.run[mid:] if a.weighted_norm_sq]
+    for p in "DG":
+        entry = scales[p]["preconditioned"]
+        truth = math.fsum(a.weighted_trace[p] for a in window) / math.fsum(a.weighted_norm_sq[p] for a in window)
+        assert entry["value"] == pytest.approx(truth, rel=1e-12)
+        assert entry["interval"][0] <= entry["value"] <= entry["interval"][1] and entry["n"] == len(window)
+        assert entry["value"] != pytest.approx(scales[p]["value"], rel=1e-3)
+    constants.write(est, tmp_path / "c.json", "ring8")
+    f = load_constants(tmp_path / "c.json")
+    assert f.noise_scale_preconditioned == {p: scales[p]["preconditioned"]["value"] for p in "DG"}
+    read = preconditioned_noise_scales(f)
+    for p in "DG":
+        value, interval = read[p]
+        assert value == scales[p]["preconditioned"]["value"]
+        assert [interval.low, interval.high] == scales[p]["preconditioned"]["interval"]
+
+
+def test_sgd_run_has_no_preconditioned_noise_scale(tmp_path):
+    from empirical.measured import preconditioned_noise_scales
+
+    sgd = TINY.with_(optimizer="sgd", lr_d=0.05, lr_g=0.05, max_steps=10)
+    torch.manual_seed(0)
+    g, d = build_models(sgd, channels=1)
+    origin = {p: torch.zeros(sum(q.numel() for q in m.parameters())) for p, m in (("D", d), ("G", g))}
+    est = estimate(sgd, seed=0, settings=QUICK, reference=origin)
+    assert all(a.weighted_trace == a.weighted_norm_sq == {} for a in est.run)
+    constants.write(est, tmp_path / "c.json", "ring8")
+    doc = json.loads((tmp_path / "c.json").read_text())
+    assert doc["noise_scale"] and not any("preconditioned" in e for e in doc["noise_scale"].values())
+    assert preconditioned_noise_scales(load_constants(tmp_path / "c.json")) is None
+    assert preconditioned_noise_scales(None) is None
+
+
+def test_seeds_file_averages_the_preconditioned_noise_scale(ring_two_seeds):
+    doc, ests = ring_two_seeds
+    for p in "DG":
+        entry = doc["noise_scale"][p]["preconditioned"]
+        seeds = [e.noise_scales()[p]["preconditioned"] for e in ests]
+        assert entry["value"] == pytest.approx((seeds[0]["value"] + seeds[1]["value"]) / 2, rel=1e-12)
+        assert entry["n"] == seeds[0]["n"] + seeds[1]["n"]
+        assert entry["interval"][0] <= min(min(s["interval"]) for s in seeds)
+        assert entry["interval"][1] >= max(max(s["interval"]) for s in seeds)

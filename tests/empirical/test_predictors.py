@@ -42,13 +42,15 @@ def test_a_predictor_outside_two_x_by_a_hair_is_not_within():
 
 
 def test_sgd_steps_in_the_identity_metric_adam_without_a_measured_one_has_none():
-    file = SimpleNamespace(noise_scale={"D": 10.0, "G": 3.0}, noise_scale_preconditioned={})
+    file = SimpleNamespace(noise_scale={"D": 10.0, "G": 3.0}, noise_scale_preconditioned={}, source={})
     sgd = predictors.noise_values(_cell(5.0), file)
     assert sgd["2·B_simple"].value == 20.0 and sgd["2·B_noise,H"].value == 20.0  # 2·max over players
     adam = predictors.noise_values(_cell(5.0, optimizer="adam"), file)
     assert adam["2·B_noise,H"].value is None and "preconditioned" in adam["2·B_noise,H"].why
-    measured = SimpleNamespace(noise_scale={"D": 10.0, "G": 3.0}, noise_scale_preconditioned={"D": 1.0, "G": 4.0})
-    assert predictors.noise_values(_cell(5.0, optimizer="adam"), measured)["2·B_noise,H"].value == 8.0
+    measured = SimpleNamespace(noise_scale={"D": 10.0, "G": 3.0}, noise_scale_preconditioned={"D": 1.0, "G": 4.0},
+                               source={"status": "not_reached"})
+    got = predictors.noise_values(_cell(5.0, optimizer="adam"), measured)["2·B_noise,H"]
+    assert got.value == 8.0 and got.mark == predictors.MISSED  # from a reference run that missed its target
     assert predictors.noise_values(_cell(5.0), None)["2·B_simple"].value is None
 
 

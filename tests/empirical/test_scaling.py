@@ -124,7 +124,7 @@ def test_a_real_sweep_writes_scaling_json_and_its_figure_first_in_the_report(lqg
     assert all(p["c_f"] > 0 for p in fit["points"])  # the floor constant of each group's floor fit
     assert (lqgan_folder / "scaling.png").is_file()
     first = text.index("## Scaling laws of b*")
-    assert first < text.index("## FID ≤") and "![b* against the target" in text[first:]
+    assert first < text.index("## FID ≤") and "![b* against each varied quantity" in text[first:]
 
 
 def test_the_noise_law_is_recovered_beside_the_other_two():

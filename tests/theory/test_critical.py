@@ -166,10 +166,11 @@ def test_text_output_has_table_b_star_and_closed_forms(capsys):
     assert "alpha_G       5e-05        flag --alpha-g" in text
     assert f"gap_G         {ring8.values['gap_G']:<12.7g} {RING8}" in text
     assert "[the ε_D the ring8 reference run reached (theory/measured/ring8.json)]" in text
-    noise = ring8.noise_scale
+    noise, pre = ring8.noise_scale, ring8.noise_scale_preconditioned  # ring8 is Adam: both players have B_noise,H
     assert "noise-scale prediction b* ≈ 2·B_simple" in text
-    assert (f"D {2 * noise['D']:.5g} (B_simple {noise['D']:.5g}), G {2 * noise['G']:.5g} (B_simple {noise['G']:.5g})"
-            in text)
+    assert (f"D {2 * noise['D']:.5g} (B_simple {noise['D']:.5g}; in the optimizer's metric 2·B_noise,H "
+            f"{2 * pre['D']:.5g}), G {2 * noise['G']:.5g} (B_simple {noise['G']:.5g}; in the optimizer's metric "
+            f"2·B_noise,H {2 * pre['G']:.5g})" in text)
 
 
 def test_constants_file_round_trip(tmp_path, capsys):
@@ -224,11 +225,27 @@ def test_the_files_epsilon_and_noise_scale_are_used(tmp_path, capsys):
     assert lines[at + 1].endswith(": D 24.6 (B_simple 12.3), G 91.2 (B_simple 45.6)")
 
 
+def test_the_preconditioned_noise_scale_is_printed_beside_b_simple(tmp_path, capsys):
+    """A player whose entry has B_noise,H (Adam's metric) gets 2·B_noise,H beside its 2·B_simple; a player without
+    one only B_simple; --json has both under their own keys."""
+    path = tmp_path / "c.json"
+    write_constants(path, SGD_CONSTANTS, {"preset": "test"},
+                    noise_scale={"D": {"value": 12.3, "preconditioned": {"value": 20.5, "interval": [18.0, 22.0]}},
+                                 "G": 45.6})
+    out = run_json(capsys, "--family", "sgd", "--constants", str(path), "--epsilon", "0.5")
+    assert out["noise_scale"] == {"D": 12.3, "G": 45.6} and out["noise_scale_preconditioned"] == {"D": 20.5}
+    assert main(["--family", "sgd", "--constants", str(path), "--epsilon", "0.5"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "noise-scale prediction" in x)
+    assert line.endswith(": D 24.6 (B_simple 12.3; in the optimizer's metric 2·B_noise,H 41), "
+                         "G 91.2 (B_simple 45.6)")
+
+
 def test_without_epsilon_for_the_family_the_default_is_used(tmp_path, capsys):
     path = tmp_path / "c.json"
     write_constants(path, {**SGD_CONSTANTS, "cross_lip_D": 0.0, "cross_lip_G": 0.0}, epsilon={"adam": 9.0})
     out = run_json(capsys, "--family", "sgd", "--constants", str(path))
     assert out["epsilon"]["source"].startswith("default: ") and out["noise_scale"] == {}
+    assert out["noise_scale_preconditioned"] == {}
     assert main(["--family", "sgd", "--constants", str(path)]) == 0
     assert "noise-scale prediction" not in capsys.readouterr().out
 

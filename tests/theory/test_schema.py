@@ -80,6 +80,22 @@ def test_epsilon_and_noise_scale_round_trip(tmp_path):
     assert not (tmp_path / "c.json.tmp").exists()
 
 
+def test_preconditioned_noise_scale_round_trips_beside_b_simple(tmp_path):
+    """A player's noise_scale entry may hold B_noise,H under "preconditioned"; it stays out of noise_scale (the
+    B_simple per player that older readers take) and comes back in noise_scale_preconditioned and the details."""
+    path = tmp_path / "c.json"
+    noise = {"D": {"value": 40.0, "interval": [30.0, 50.0], "n": 8,
+                   "preconditioned": {"value": 55.0, "interval": [41.0, 70.0], "n": 7, "method": "Adam metric"}},
+             "G": {"value": 12.5, "preconditioned": 3.0}}
+    write_constants(path, {"alpha_D": 2e-4}, noise_scale=noise)
+    got = load_constants(path)
+    assert got.noise_scale == {"D": 40.0, "G": 12.5}
+    assert got.noise_scale_preconditioned == {"D": 55.0, "G": 3.0}
+    assert got.noise_scale_details["D"] == {"interval": [30.0, 50.0], "n": 8, "preconditioned": {
+        "value": 55.0, "interval": [41.0, 70.0], "n": 7, "method": "Adam metric"}}
+    assert parse_constants(_document(noise_scale={"D": 4.0}), "x.json").noise_scale_preconditioned == {}
+
+
 def test_both_sections_are_optional_and_written_only_when_given(tmp_path):
     doc = constants_document({"alpha_D": 1.0})
     assert "epsilon" not in doc and "noise_scale" not in doc
@@ -114,6 +130,16 @@ def test_both_sections_are_optional_and_written_only_when_given(tmp_path):
         ({"noise_scale": {"D": -5.0}}, "noise_scale.D must be > 0"),
         ({"noise_scale": {"G": {"value": 5.0, "n": 0}}}, "noise_scale.G n must be a positive integer"),
         ({"noise_scale": 3}, '"noise_scale" must be an object of player -> value'),
+        ({"noise_scale": {"D": {"value": 1.0, "preconditioned": -2.0}}},
+         "noise_scale.D.preconditioned must be > 0, got -2"),
+        ({"noise_scale": {"D": {"value": 1.0, "preconditioned": "2"}}},
+         "noise_scale.D.preconditioned must be a finite number, got '2'"),
+        ({"noise_scale": {"G": {"value": 1.0, "preconditioned": {"value": 2.0, "interval": [3.0, 4.0]}}}},
+         "noise_scale.G.preconditioned interval must be [lo, hi] with lo <= value <= hi"),
+        ({"noise_scale": {"G": {"value": 1.0, "preconditioned": {"value": 2.0, "preconditioned": 3.0}}}},
+         "noise_scale.G.preconditioned has unknown fields preconditioned"),
+        ({"noise_scale": {"preconditioned": {"D": 2.0}}}, '"noise_scale" has unknown player preconditioned'),
+        ({"epsilon": {"sgd": {"value": 1.0, "preconditioned": 2.0}}}, "epsilon.sgd has unknown fields preconditioned"),
     ],
 )
 def test_malformed_epsilon_and_noise_scale_are_refused_with_one_line(sections, message, tmp_path):
