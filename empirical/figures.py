@@ -278,7 +278,7 @@ def plot_scaling(analysis: ScalingAnalysis, path: Path) -> Path:
     laws = [law for law in ("target", "alpha", "noise") if analysis.law(law, "b_star_fit")]
     fig, axes = plt.subplots(1, len(laws), figsize=(6.2 * len(laws), 6.0), constrained_layout=True, squeeze=False)
     colours = plt.get_cmap("viridis")
-    names = {"alpha": "α_D", "target": "target", "noise": "noise scale"}
+    names = {"alpha": "α_D", "target": "target", "noise": "data scale s"}
     for ax, law in zip(axes[0], laws, strict=True):
         others = [x for x in LAWS if x != law and analysis.law(x, "b_star_fit")]
 

@@ -788,6 +788,9 @@ FIGURES = {  # published figure -> (preset, the report's figure file)
 
 
 CLI_FIGURES = {"docs/img/theory_critical.png": "--preset lqgan"}  # figure -> python -m theory.critical ARGS --plot
+# figure -> the sweep (or store set) whose scaling laws it draws (the report's scaling.png, LAW_BOOTSTRAP resamples)
+LAW_FIGURES = {"docs/img/lqgan_laws.png": "lqgan-done", "docs/img/lqgan_noise_law.png": "lqgan-noise",
+               "docs/img/gauss_mlp_paper_laws.png": "gauss-mlp-paper"}
 
 
 def write(root: Path = ROOT) -> list[str]:
@@ -802,6 +805,10 @@ def write(root: Path = ROOT) -> list[str]:
         shutil.copy(folders[preset] / name, root / target)
     for target, args in CLI_FIGURES.items():
         theory_critical_output(f"{args} --plot {root / target}")
+    from empirical.figures import plot_scaling
+
+    for target, name in LAW_FIGURES.items():
+        plot_scaling(_laws(name), root / target)
     return changed
 
 
