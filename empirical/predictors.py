@@ -1,7 +1,8 @@
 """Every predictor of the critical batch size, scored against the measured one across sweeps.
 
 A *cell* is one group of a sweep (preset, optimizer, α, FID target, data noise scale) whose hyperbola fit gives
-b*_fit = 2c. Each predictor gives a b* for the cell without the cell's own steps-to-target:
+b*_fit = 2c, not censored (c below its bound, the smallest batch size with a finite K). Each predictor gives a
+b* for the cell without the cell's own steps-to-target:
 
 - `b*_floor`: the noise-floor analysis (empirical/floors.py): the runs' settled FID F(b) and their transient, no K;
 - one row per bound family that models the cell's optimizer (report.MODELLED_OPTIMIZERS), from the constants
@@ -48,8 +49,13 @@ class Cell:
 
     @property
     def b_fit(self) -> float | None:
+        """b*_fit = 2c, or None where there is none or it is censored (c at its bound: only an upper bound)."""
+        from empirical.scaling import fit_at_bound
+
         fit = self.group.fit
-        return None if fit is None or not fit.b_star > 0 else float(fit.b_star)
+        if fit is None or not fit.b_star > 0 or fit_at_bound(self.group.summaries, fit.c):
+            return None
+        return float(fit.b_star)
 
 
 @dataclass(frozen=True)

@@ -67,10 +67,12 @@ class Point:
     interval: Interval | None = None  # bootstrap over seeds (90%)
     note: str = ""
     noise: float = 1.0  # the data's noise scale s (config.data_scale)
+    censored: bool = False  # the value is only a bound (b* at or below the grid's edge): left out of the fit
 
     @property
     def usable(self) -> bool:
-        return self.value is not None and math.isfinite(self.value) and self.value > 0 and self.target > self.c_f
+        return (self.value is not None and math.isfinite(self.value) and self.value > 0 and self.target > self.c_f
+                and not self.censored)
 
 
 @dataclass(frozen=True)
@@ -174,6 +176,7 @@ class ScalingAnalysis:
             entry["theory_note"] = self.theory_words[x.law]
             entry["points"] = [{"optimizer": p.optimizer, "lr_scale": p.lr_scale, "alpha": p.alpha,
                                 "target": p.target, "c_f": p.c_f, "noise": p.noise, "b_star": p.value,
+                                "censored": p.censored,
                                 "interval": None if p.interval is None else [p.interval.low, p.interval.high],
                                 **({"note": p.note} if p.note else {})}
                                for p in self.points[x.series]]
@@ -194,7 +197,7 @@ def _c_f(group: GroupAnalysis) -> float | None:
     return None if not fit else float(fit.c_f)
 
 
-def _fit_at_bound(summaries: Sequence[Any], c: float) -> bool:
+def fit_at_bound(summaries: Sequence[Any], c: float) -> bool:
     """Whether the hyperbola's c sits at its upper bound (the smallest b of the fit): b*_fit is then censored."""
     finite = [s.batch_size for s in summaries if math.isfinite(s.median_k) and s.n_reached > 0]
     return bool(finite) and c >= 0.999 * min(finite)
@@ -235,7 +238,10 @@ def analyse_scaling(groups: Sequence[GroupAnalysis], n_resamples: int = 1000, se
         estimates[id(g)] = {"b_star_fit": g.fit and g.fit.b_star,
                             "b_star_floor": (g.floor and g.floor.prediction and g.floor.prediction.b_star) or None,
                             "b_star_measured": None if g.b_star is None else float(g.b_star)}
-        at_bound[id(g)] = bool(g.fit) and _fit_at_bound(g.summaries, g.fit.c)
+        at_bound[id(g)] = bool(g.fit) and fit_at_bound(g.summaries, g.fit.c)
+    # b*_measured at the grid's smallest batch size says only b* <= it: a bound, not a value
+    at_edge = {id(g): g.b_star is not None and bool(g.summaries) and g.b_star == min(x.batch_size for x in g.summaries)
+               for g in groups}
 
     # the bootstrap: one resample of each (optimizer, lr scale)'s runs per batch size, shared by its targets
     rng = np.random.default_rng(seed)
@@ -268,13 +274,16 @@ def analyse_scaling(groups: Sequence[GroupAnalysis], n_resamples: int = 1000, se
             value = estimates[id(g)][s]
             finite = [v for v in draws[id(g)][s] if v is not None and math.isfinite(v) and v > 0]
             c_f = _c_f(g)
-            note = "c at its upper bound (the smallest b with a finite median K): b*_fit censored" \
-                if s == "b_star_fit" and at_bound[id(g)] else ""
+            censored = (s == "b_star_fit" and at_bound[id(g)]) or (s == "b_star_measured" and at_edge[id(g)])
+            note = ""
+            if censored:
+                note = ("c at its upper bound (the smallest b with a finite median K): b*_fit censored, left out"
+                        if s == "b_star_fit" else "b* at the grid's smallest batch size (a bound): left out")
             if c_f is not None and g.target_fid <= c_f:
                 note = f"target {g.target_fid:g} <= C_F = {c_f:.3g}: no b reaches it, left out"
             series_points.append(Point(g.optimizer, g.lr_scale, g.lr_d, g.target_fid, c_f or 0.0,
                                        value if value is None else float(value),
-                                       percentile_interval(finite, level), note, g.data_scale))
+                                       percentile_interval(finite, level), note, g.data_scale, censored))
         points[s] = series_points
         usable = [(g, p) for g, p in zip(groups, series_points, strict=True) if p.usable]
         wanted = varying_laws(series_points)
@@ -331,9 +340,12 @@ def markdown(analysis: ScalingAnalysis, figure: str | None) -> list[str]:
     lines += ["", *(f"- {n}" for n in analysis.notes)]
     lines += [f"- Theory, {law}: {analysis.theory_words[law]}." for law in LAWS if analysis.law(law, SERIES[0])]
     lines += [f"- {SERIES_WORDS[x.series]}, {x.law}: {x.note}." for x in analysis.laws if x.note]
-    censored = sum(p.note.startswith("c at") for p in analysis.points["b_star_fit"] if p.usable)
-    if censored:
-        lines.append(f"- {censored} b*_fit point(s) carry a note (scaling.json, `points`): c at its bound.")
+    for series in ("b_star_fit", "b_star_measured"):
+        censored = sum(p.censored for p in analysis.points[series])
+        if censored:
+            lines.append(f"- {censored} {SERIES_WORDS[series]} point(s) left out as censored (scaling.json, `points`): "
+                         + ("c at its bound, the smallest b with a finite K" if series == "b_star_fit" else
+                            "b* at the grid's smallest batch size, so only b* ≤ it is known") + ".")
     lines.append("- b*_measured lies on the power-of-two grid, so its exponent moves in steps: b*_fit and b*_floor "
                  "are the ones to read.")
     return [*lines, ""]

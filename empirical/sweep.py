@@ -6,7 +6,8 @@
                               [--backend ray [--address auto] [--ray-cpus 1] [--ray-gpus 0.25] ...]
 
 Each cell runs in a worker process with one thread, so a cell's result does not depend on --workers; the seeds of one
-batch size of a benchmark that trains seeds as one batched computation (lqgan) run together in one worker. The parent
+batch size of a benchmark that trains seeds as one batched computation (lqgan) run together in one worker, and with
+--ensemble auto (or R) so do those of MLP configs, as one vectorised seed ensemble (empirical/ensemble.py). The parent
 alone writes to the folder's SQLite store (empirical/store.py) as runs finish; running the same command again
 skips finished cells, so a killed sweep resumes where it stopped. Then: python -m empirical.report OUT.
 --targets gives several FID targets from one sweep: each run stops by the tightest, and the report reads the K of
@@ -34,7 +35,7 @@ import torch
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from empirical import benchmarks
+from empirical import benchmarks, ensemble
 from empirical.cli import OneLineParser, add_config_flags, config_overrides, fail
 from empirical.config import TrainConfig
 from empirical.datasets import load_data
@@ -47,6 +48,9 @@ from empirical.train import RunResult, resolve_device, train
 
 PROG = "python -m empirical.sweep"
 Reference = dict[str, torch.Tensor]  # θ_ref per player, as empirical.reference_point makes it
+# --ensemble: "off" (lqgan's batched seeds only, as before), "auto" (also MLP seed ensembles, empirical/ensemble.py,
+# wherever the config is supported), or a positive int R (as auto, at most R seeds per bundle)
+Ensemble = str | int
 
 
 def grid(
@@ -83,30 +87,53 @@ def run_cell(base: TrainConfig, cell: Cell, reference: Reference | None = None) 
     return train(cell.config(base), cell.seed, reference=reference)
 
 
-def _batched_trainer(config: TrainConfig) -> Callable[[TrainConfig, Sequence[int]], list[RunResult]] | None:
-    """A registered benchmark's batched trainer when it can train this config's seeds together, else None."""
-    if not benchmarks.is_registered(config.data):
-        return None
-    unit = benchmarks.get_benchmark(config.data)
-    return unit.train_many if unit.train_many is not None and config.optimizer in ELEMENTWISE else None
+def parse_ensemble(text: str) -> Ensemble:
+    """--ensemble: auto, off, or a positive number of seeds per ensemble."""
+    if text in ("auto", "off"):
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise EmpiricalInputError(f"--ensemble must be auto, off or a positive integer, got {text!r}")
+    return value
 
 
-def bundles(base: TrainConfig, cells: Sequence[Cell]) -> list[list[Cell]]:
+def _batched_trainer(config: TrainConfig, ensemble_mode: Ensemble = "off"
+                     ) -> Callable[[TrainConfig, Sequence[int]], list[RunResult]] | None:
+    """The trainer of this config's seeds together, else None: a registered benchmark's own (lqgan), else, unless
+    `ensemble_mode` is off, a seed ensemble (empirical/ensemble.py) where it supports the config."""
+    if benchmarks.is_registered(config.data):
+        unit = benchmarks.get_benchmark(config.data)
+        if unit.train_many is not None and config.optimizer in ELEMENTWISE:
+            return unit.train_many
+    if ensemble_mode != "off" and ensemble.unsupported(config) is None:
+        return ensemble.train_many
+    return None
+
+
+def bundles(base: TrainConfig, cells: Sequence[Cell], ensemble_mode: Ensemble = "off") -> list[list[Cell]]:
     """The cells grouped into the units a worker trains: the seeds of one (batch size, lr scale, optimizer) together
-    where the benchmark trains seeds as one batched computation (lqgan), one cell each otherwise. Order kept."""
+    where they can be trained as one batched computation (lqgan; seed ensembles unless `ensemble_mode` is off), at
+    most `ensemble_mode` seeds each when it is a number; one cell each otherwise. Order kept."""
     groups: dict[tuple, list[Cell]] = {}
     for cell in cells:
-        batched = _batched_trainer(cell.config(base)) is not None
+        batched = _batched_trainer(cell.config(base), ensemble_mode) is not None
         key = (cell.batch_size, cell.lr_scale, cell.optimizer) if batched else cell
         groups.setdefault(key, []).append(cell)
-    return list(groups.values())
+    size = ensemble_mode if isinstance(ensemble_mode, int) else None
+    return [group[i:i + (size or len(group))] for group in groups.values() for i in range(0, len(group),
+                                                                                         size or len(group))]
 
 
-def run_bundle(base: TrainConfig, bundle: Sequence[Cell], reference: Reference | None = None) -> list[RunResult]:
+def run_bundle(base: TrainConfig, bundle: Sequence[Cell], reference: Reference | None = None,
+               ensemble_mode: Ensemble = "off") -> list[RunResult]:
     """The runs of a bundle (in a worker process): batched when it holds several seeds of a batched benchmark
-    (whose θ_ref is its exact equilibrium, so it needs no `reference`)."""
+    (whose θ_ref is its exact equilibrium, so it needs no `reference`) or of a seed ensemble (which refuses
+    measure_batch, so it needs none either)."""
     config = bundle[0].config(base)
-    trainer = _batched_trainer(config)
+    trainer = _batched_trainer(config, ensemble_mode)
     if trainer is None or len(bundle) == 1:
         return [run_cell(base, cell, reference) for cell in bundle]
     return trainer(config, [cell.seed for cell in bundle])
@@ -124,7 +151,8 @@ Executor = Callable[[TrainConfig, Sequence[Cell], Reference | None], Iterator[Ou
 
 
 def execute(
-    base: TrainConfig, cells: Sequence[Cell], workers: int, reference: Reference | None = None
+    base: TrainConfig, cells: Sequence[Cell], workers: int, reference: Reference | None = None,
+    ensemble_mode: Ensemble = "off",
 ) -> Iterator[Outcome]:
     """Run the cells on `workers` processes and yield each outcome as it finishes (in completion order).
 
@@ -134,7 +162,8 @@ def execute(
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
         pending: dict[Future, list[Cell]] = {
-            pool.submit(run_bundle, base, b, reference): b for b in bundles(base, cells)}
+            pool.submit(run_bundle, base, b, reference, ensemble_mode): b
+            for b in bundles(base, cells, ensemble_mode)}
         try:
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -163,14 +192,15 @@ def sweep(
     executor: Executor | None = None,
     on_start: Callable[[int], None] | None = None,
     on_outcome: Callable[[Outcome, bool], None] | None = None,
+    ensemble_mode: Ensemble = "off",
 ) -> tuple[int, list[Outcome]]:
     """Run the cells not yet in `out`'s store; return (runs added, failed outcomes).
 
     `targets`: several FID targets for the folder (the tightest must be base.target_fid, by which the runs stop;
     None: that one alone), kept in the store (empirical/store.py open_store) for the report.
 
-    `executor(base, todo, reference)` runs them (default: `execute` on `workers` processes); only this process writes
-    the store.
+    `executor(base, todo, reference)` runs them (default: `execute` on `workers` processes, bundling seeds per
+    `ensemble_mode`); only this process writes the store, one run at a time whatever the bundles.
     For progress reporting, `on_start(n_already_done)` is called once, and `on_outcome(outcome, added)` after
     each run is stored (or failed). With base.measure_batch > 0, θ_ref (empirical/reference_point.py) is made
     here, once, before any run starts, cached in `out`, and handed to the executor's workers.
@@ -180,7 +210,7 @@ def sweep(
         finished = store.finished()
         todo = [c for c in cells if c not in finished]
         reference = reference_point(base, Path(out)) if todo and base.measure_batch > 0 else None
-        run = executor or (lambda base, todo, reference: execute(base, todo, workers, reference))
+        run = executor or (lambda base, todo, reference: execute(base, todo, workers, reference, ensemble_mode))
         if on_start is not None:
             on_start(len(cells) - len(todo))
         added, failed = 0, []
@@ -229,6 +259,10 @@ def _parser() -> OneLineParser:
                         help="processes (default: cores); with --backend ray, the CPUs of a local Ray instance")
     parser.add_argument("--export-csv", action="store_true", help="write runs.csv and history.csv into --out")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--ensemble", default="off", type=parse_ensemble,
+                        help="auto: train the seeds of one (batch size, lr scale, optimizer) as one vectorised model "
+                             "where empirical/ensemble.py supports the config (MLP on ring8, grid25, gauss-mlp); R: "
+                             "at most R seeds per ensemble; off: one run per cell (default; lqgan batches either way)")
     parser.add_argument("--backend", choices=("local", "ray"), default="local",
                         help="local: a process pool (default); ray: Ray tasks, local or on a cluster (docs/cluster.md)")
     parser.add_argument("--address", help="ray: auto (the running cluster), host:port or ray://host:port "
@@ -297,6 +331,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         optimizers = _list(str, "optimizers")(args.optimizers) if args.optimizers else [base.optimizer]
         if args.workers < 1:
             raise EmpiricalInputError(f"--workers must be at least 1, got {args.workers}")
+        if args.backend == "ray" and args.ensemble != "off":
+            raise EmpiricalInputError("--ensemble needs --backend local (Ray tasks take one cell each)")
         if args.backend == "local" and (flags := [n for n in RAY_FLAGS if getattr(args, n) is not None]):
             raise EmpiricalInputError(f"--{flags[0].replace('_', '-')} needs --backend ray")
         cells = grid(batch_sizes, seeds, lr_scales, optimizers)
@@ -322,7 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 tqdm.write(f"{PROG}: run failed, sweep goes on: {note}: {outcome.error}", file=sys.stderr)
 
         added, failed = sweep(base, cells, args.out, preset=args.preset, targets=targets, workers=args.workers,
-                              executor=executor,
+                              executor=executor, ensemble_mode=args.ensemble,
                               on_start=None if bar is None else bar.update, on_outcome=progress)
         if bar is not None:
             bar.close()

@@ -13,8 +13,9 @@ from empirical.report import TheoryPrediction
 
 def _cell(b_fit: float | None, control: bool = True, optimizer: str = "sgd", target: float = 0.05,
           b_star: int | None = None) -> Cell:
-    group = SimpleNamespace(fit=None if b_fit is None else SimpleNamespace(b_star=b_fit), optimizer=optimizer,
-                            target_fid=target, floor=None, b_star=b_star, lr_d=0.05, lr_g=0.0125)
+    group = SimpleNamespace(fit=None if b_fit is None else SimpleNamespace(b_star=b_fit, c=b_fit / 2),
+                            optimizer=optimizer, target_fid=target, floor=None, b_star=b_star, lr_d=0.05, lr_g=0.0125,
+                            summaries=[SimpleNamespace(batch_size=b, median_k=100.0, n_reached=3) for b in (64, 128)])
     return Cell("sweep", "preset", group, control)
 
 
@@ -68,3 +69,12 @@ def test_a_family_gives_no_number_at_a_target_its_epsilon_was_not_measured_at():
 
 def test_ratio_refuses_what_is_not_a_positive_number():
     assert Value(math.nan).ratio(3.0) is None and Value(-1.0).ratio(3.0) is None and Value(2.0).ratio(None) is None
+
+
+def test_a_censored_fit_is_no_reference():
+    """c at its bound (the smallest b with a finite K) makes b*_fit only an upper bound: the cell is not scored."""
+    cell = _cell(10.0)
+    assert cell.b_fit == 10.0
+    cell.group.summaries[0].batch_size = 5  # c = 5 sits at the smallest finite b
+    assert cell.b_fit is None
+    assert score([Row(cell, {"p": Value(10.0)})], "p").n_cells == 0
