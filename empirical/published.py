@@ -590,6 +590,7 @@ def _law_values() -> dict[str, Callable[[], str]]:
     for name in ("b*_floor", "sgd-frozen", "2·B_simple", "2·B_noise,H"):
         key = "predictors." + name.replace("*", "").replace("·", "").replace(",", "-")
         out[key + ".cells"] = lambda n=name: f"{_score(n).n_valued} of {_score(n).n_cells}"
+        out[key + ".n_cells"] = lambda n=name: str(_score(n).n_cells)
         out[key + ".median_ratio"] = lambda n=name: f"{_score(n).median_ratio:.2g}"
         out[key + ".within_2x"] = lambda n=name: f"{_score(n).within_2x:.0%}"
         out[key + ".within_2x_measured"] = lambda n=name: f"{_score(n).within_2x_measured:.0%}"
