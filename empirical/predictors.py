@@ -113,7 +113,9 @@ def family_values(cell: Cell, file: ConstantsFile | None, target_of_file: float 
             continue
         if file is None:
             out[t.family] = Value(None, "no constants measured for this preset and optimizer")
-        elif target_of_file is None or not math.isclose(g.target_fid, target_of_file, rel_tol=1e-9):
+        elif target_of_file is None:
+            out[t.family] = Value(None, "the constants file names no FID target for its ε")
+        elif not math.isclose(g.target_fid, target_of_file, rel_tol=1e-9):
             out[t.family] = Value(None, f"ε measured at target {target_of_file:g}, not this cell's")
         elif t.error is not None:
             out[t.family] = Value(None, "not certifiable" if "not certifiable" in t.error else t.error.split(":")[0])

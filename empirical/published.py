@@ -512,7 +512,7 @@ def _laws(name: str):
 
     s = sweep(name)
     base = next(iter(s.presets.values()))[1]
-    theory = report._noise_theory(base, [g.data_scale for g in s.groups])
+    theory = report.noise_theory(base, [g.data_scale for g in s.groups])
     return scaling.analyse_scaling(s.groups, LAW_BOOTSTRAP, theory=theory)
 
 

@@ -781,7 +781,7 @@ def _write_folder(folder: Path, a: FolderAnalysis, n_resamples: int, laws_here: 
 _INDEX_FREE_FIELDS = _FREE_FIELDS | {"data_scale", "target_fid"}
 
 
-def _noise_theory(base: TrainConfig, scales: Sequence[float]) -> dict[str, tuple[float, str]] | None:
+def noise_theory(base: TrainConfig, scales: Sequence[float]) -> dict[str, tuple[float, str]] | None:
     """The benchmark's own theory value for the noise law (its closed forms), where it has one."""
     if len(set(scales)) < 2 or not benchmarks.is_registered(base.data):
         return None
@@ -813,7 +813,7 @@ def write_index(folders: Sequence[str | Path], out: str | Path, constants_file: 
     out.mkdir(parents=True, exist_ok=True)
     groups = [g for a in analyses for g in a.groups]
     scales = [g.data_scale for g in groups]
-    laws = _write_laws(groups, out, n_resamples, _noise_theory(first.base, scales)) if scaling.several(groups) \
+    laws = _write_laws(groups, out, n_resamples, noise_theory(first.base, scales)) if scaling.several(groups) \
         else []
     entries = [index_page.Entry(str(Path(os.path.relpath(f, out)) / "report.md"), g)
                for f, a in zip(folders, analyses, strict=True) for g in a.groups]

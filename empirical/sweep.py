@@ -259,7 +259,7 @@ def _parser() -> OneLineParser:
                         help="processes (default: cores); with --backend ray, the CPUs of a local Ray instance")
     parser.add_argument("--export-csv", action="store_true", help="write runs.csv and history.csv into --out")
     parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--ensemble", default="off", type=parse_ensemble,
+    parser.add_argument("--ensemble", default="off",
                         help="auto: train the seeds of one (batch size, lr scale, optimizer) as one vectorised model "
                              "where empirical/ensemble.py supports the config (MLP on ring8, grid25, gauss-mlp); R: "
                              "at most R seeds per ensemble; off: one run per cell (default; lqgan batches either way)")
@@ -331,6 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         optimizers = _list(str, "optimizers")(args.optimizers) if args.optimizers else [base.optimizer]
         if args.workers < 1:
             raise EmpiricalInputError(f"--workers must be at least 1, got {args.workers}")
+        args.ensemble = parse_ensemble(args.ensemble)
         if args.backend == "ray" and args.ensemble != "off":
             raise EmpiricalInputError("--ensemble needs --backend local (Ray tasks take one cell each)")
         if args.backend == "local" and (flags := [n for n in RAY_FLAGS if getattr(args, n) is not None]):

@@ -46,12 +46,7 @@ DOUBLED = PRESET.with_(data_scale=2.0)
 RESULTS = Path(__file__).resolve().parents[2] / "docs" / "results"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _players_at(theta: np.ndarray) -> tuple[LQGenerator, LQDiscriminator]:

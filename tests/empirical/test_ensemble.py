@@ -28,12 +28,7 @@ PARAMETER_RTOL = 1e-5
 FID_RTOL = 1e-6
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def flat(parameters: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -175,3 +170,10 @@ def test_at_ring8s_own_width_four_runs_stay_within_round_off_of_train_over_a_few
     for seed in SEEDS:
         _, theta = alone(config, seed)
         assert torch.allclose(thetas[seed], theta, rtol=1e-5, atol=1e-7), seed
+
+
+def test_a_bad_ensemble_flag_is_one_line_naming_the_choices(tmp_path, capsys):
+    assert sweep.main([*GRID, "--out", str(tmp_path / "s"), "--ensemble", "bogus"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--ensemble must be auto, off or a positive integer" in err
+    assert not (tmp_path / "s").exists()  # refused before any folder is made

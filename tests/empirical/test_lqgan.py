@@ -34,13 +34,7 @@ from empirical.train import train
 PRESET = get_preset("lqgan")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The sweep's workers train on one thread: so do these tests (tiny ops slow down badly on contended threads)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _random_players(seed: int) -> tuple[LQGenerator, LQDiscriminator]:

@@ -59,6 +59,8 @@ def test_a_family_gives_no_number_at_a_target_its_epsilon_was_not_measured_at():
     made = TheoryPrediction("sgd-frozen", "measured", b_star_joint=9.0)
     out = predictors.family_values(_cell(5.0, target=0.025), object(), 0.05, lambda g: [made])
     assert out["sgd-frozen"].value is None and "0.05" in out["sgd-frozen"].why
+    unknown = predictors.family_values(_cell(5.0), object(), None, lambda g: [made])
+    assert unknown["sgd-frozen"].value is None and "no FID target" in unknown["sgd-frozen"].why
     same = predictors.family_values(_cell(5.0, target=0.05), object(), 0.05, lambda g: [made])
     assert same["sgd-frozen"].value == 9.0 and same["sgd-frozen"].ratio(5.0) == pytest.approx(1.8)
     adam_family = TheoryPrediction("adam", "measured", b_star_joint=9.0)
