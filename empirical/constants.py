@@ -70,7 +70,7 @@ from empirical.gradients import (
     two_batch_noise_estimate,
 )
 from empirical.objectives import Game, has_train_mode_batchnorm
-from empirical.optimizers import GAN_BETAS, _preconditioner, second_moment_bounds
+from empirical.optimizers import GAN_BETAS, second_moment_bounds, step_denominator
 from empirical.presets import PRESETS, get_preset
 from empirical.sample_norms import HooksUnsupported
 from empirical.train import DIVERGED, REACHED, Checkpoint, RunResult, resolve_device, train
@@ -116,27 +116,6 @@ class Snapshot:
     discriminator: nn.Module
     h_bounds: dict[str, tuple[float, float] | None]
     denominators: dict[str, Tensor] = field(default_factory=dict)
-
-
-def step_denominator(opt: torch.optim.Optimizer, module: nn.Module) -> Tensor | None:
-    """The diagonal the optimizer's last step divided its (bias-corrected) first moment by, √v̂ + eps, for every
-    parameter of `module` (flat, module.parameters() order, a copy): read from its state as second_moment_bounds
-    reads h_min and h_max (Adam and RMSprop: v̂ with the bias correction each applies; AMSGrad: its running max of
-    the corrected v̂; AdaBelief: its s). A parameter that never had a gradient has no state and gets +inf (weight
-    1/inf = 0: the optimizer never moves it); None before the first step or for an optimizer without such a
-    diagonal."""
-    groups = {id(q): g for g in opt.param_groups for q in g["params"]}
-    parts: list[Tensor | None] = []
-    for q in module.parameters():
-        if id(q) not in groups:
-            raise ValueError(f"a parameter of {type(module).__name__} is not in the optimizer it was given with")
-        h = _preconditioner(opt, groups[id(q)], opt.state.get(q, {}))
-        parts.append(None if h is None else h.detach().reshape(-1).cpu())
-    if all(x is None for x in parts):
-        return None
-    dtype = next(x.dtype for x in parts if x is not None)  # the state's own (float32 for float32 parameters)
-    return torch.cat([torch.full((q.numel(),), math.inf, dtype=dtype) if x is None else x.to(dtype)
-                      for q, x in zip(module.parameters(), parts, strict=True)])
 
 
 def record_run(config: TrainConfig, seed: int, progress=None) -> tuple[RunResult, list[Snapshot]]:

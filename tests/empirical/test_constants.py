@@ -600,39 +600,6 @@ def test_weighted_halves_estimator_against_the_closed_forms():
         weighted_split_batch_noise_estimate(means[0, 0], means[0, 1], half, -h)
 
 
-@pytest.mark.parametrize("name", ["adam", "amsgrad", "rmsprop", "adabelief"])
-def test_step_denominator_is_what_the_step_divided_by(name):
-    """step_denominator after a step = lr·m̂/(θ_before − θ_after) elementwise, read off the step the optimizer
-    actually took (m̂ = exp_avg/(1 − β1^t) with momentum, the gradient itself for RMSprop): the bias correction
-    as the optimizer applies it, without restating its formula. A parameter without a gradient gets +inf."""
-    gen = torch.Generator().manual_seed(1)
-    layer = torch.nn.Linear(5, 3).double()
-    spare = torch.nn.Linear(2, 2).double()  # never in the loss: no state
-    module = torch.nn.Sequential(layer, spare)
-    lr = 1e-3
-    opt = make_optimizer(name, module.parameters(), lr=lr)
-    assert constants.step_denominator(opt, module) is None  # before the first step
-    steps = 5
-    for _ in range(steps):
-        before = torch.cat([q.detach().reshape(-1).clone() for q in module.parameters()])
-        opt.zero_grad()
-        layer(torch.randn(16, 5, generator=gen, dtype=torch.float64)).square().mean().backward()
-        grads = torch.cat([(q.grad if q.grad is not None else torch.zeros_like(q)).reshape(-1)
-                           for q in module.parameters()])
-        opt.step()
-        after = torch.cat([q.detach().reshape(-1) for q in module.parameters()])
-    n = sum(q.numel() for q in layer.parameters())
-    if name == "rmsprop":
-        m_hat = grads[:n]
-    else:
-        m_hat = torch.cat([opt.state[q]["exp_avg"].reshape(-1) for q in layer.parameters()]) / (1 - 0.5**steps)
-    denom = constants.step_denominator(opt, module)
-    assert denom.shape == after.shape
-    assert torch.allclose(denom[:n], lr * m_hat / (before - after)[:n], rtol=1e-6)
-    assert torch.all(torch.isinf(denom[n:]))
-    assert constants.step_denominator(make_optimizer("sgd", module.parameters(), lr=lr), module) is None
-
-
 def test_adam_run_writes_the_preconditioned_noise_scale(ring_estimate, tmp_path):
     """ring8 (Adam): both players' entries hold "preconditioned" = mean tr(HΣ) / mean GᵀHG over the second half
     (brute force from the recorded evaluations), value inside its interval, different from B_simple; the file

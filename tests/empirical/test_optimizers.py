@@ -19,6 +19,7 @@ from empirical.optimizers import (
     NormalizedSGD,
     make_optimizer,
     second_moment_bounds,
+    step_denominator,
 )
 
 SHAPES = [(3, 2), (4,)]
@@ -495,3 +496,36 @@ def test_bad_or_unused_hyperparameters(name, kwargs):
 def test_empty_parameter_list():
     with pytest.raises(EmpiricalInputError, match="empty"):
         make_optimizer("adam", [], lr=1e-3)
+
+
+@pytest.mark.parametrize("name", ["adam", "amsgrad", "rmsprop", "adabelief"])
+def test_step_denominator_is_what_the_step_divided_by(name):
+    """step_denominator after a step = lr·m̂/(θ_before − θ_after) elementwise, read off the step the optimizer
+    actually took (m̂ = exp_avg/(1 − β1^t) with momentum, the gradient itself for RMSprop): the bias correction
+    as the optimizer applies it, without restating its formula. A parameter without a gradient gets +inf."""
+    gen = torch.Generator().manual_seed(1)
+    layer = torch.nn.Linear(5, 3).double()
+    spare = torch.nn.Linear(2, 2).double()  # never in the loss: no state
+    module = torch.nn.Sequential(layer, spare)
+    lr = 1e-3
+    opt = make_optimizer(name, module.parameters(), lr=lr)
+    assert step_denominator(opt, module) is None  # before the first step
+    steps = 5
+    for _ in range(steps):
+        before = torch.cat([q.detach().reshape(-1).clone() for q in module.parameters()])
+        opt.zero_grad()
+        layer(torch.randn(16, 5, generator=gen, dtype=torch.float64)).square().mean().backward()
+        grads = torch.cat([(q.grad if q.grad is not None else torch.zeros_like(q)).reshape(-1)
+                           for q in module.parameters()])
+        opt.step()
+        after = torch.cat([q.detach().reshape(-1) for q in module.parameters()])
+    n = sum(q.numel() for q in layer.parameters())
+    if name == "rmsprop":
+        m_hat = grads[:n]
+    else:
+        m_hat = torch.cat([opt.state[q]["exp_avg"].reshape(-1) for q in layer.parameters()]) / (1 - 0.5**steps)
+    denom = step_denominator(opt, module)
+    assert denom.shape == after.shape
+    assert torch.allclose(denom[:n], lr * m_hat / (before - after)[:n], rtol=1e-6)
+    assert torch.all(torch.isinf(denom[n:]))
+    assert step_denominator(make_optimizer("sgd", module.parameters(), lr=lr), module) is None
