@@ -13,12 +13,17 @@ then the gradient penalty's t; the evaluation z from seed + 1_000_003), train()'
 Stopper, and train()'s divergence check (losses or parameters NaN/inf at an evaluation). A run that stops (target,
 settled, max_steps) or diverges leaves the ensemble at once: its slices are removed from the parameters and the
 optimizer state, so it costs nothing more and a NaN in it touches no other run. Its result is frozen; wall_seconds is
-the time from the ensemble's start to that run's stop. A slice's matmuls equal a single run's up to float round-off:
-bitwise on one CPU thread for ensembles of up to 3 runs, not from 4 on (the batched GEMM takes another kernel; D's
-one-unit output layer runs through F.linear per run, as addmm takes a gemv path for it). So a run here equals
-train(config, seed) to round-off (tests/empirical/test_ensemble.py measures it), but GAN training amplifies
-round-off: over hundreds of steps FIDs can drift apart by percents, as they do between thread counts, and a K near
-a borderline crossing can move (benchmarks/ensemble_speed.py counts such runs).
+the time from the ensemble's start to that run's stop.
+
+A run here is bitwise train(config, seed) on one CPU thread, whatever the ensemble's size and whichever runs share
+it (tests/empirical/test_ensemble.py checks it with 8 runs at ring8's width; benchmarks/ensemble_speed.py counts
+differing runs over a whole sweep). Two things make it so. The batched GEMMs (baddbmm) compute each run's slice as
+the single run's addmm does (D's one-unit output layer excepted: addmm takes a gemv path there, so it runs through
+F.linear per run). Elementwise transcendental functions (softplus in the BCE losses) do not: ATen runs them with
+SIMD code over whole vectors and with scalar code over a tensor's last few elements, whose results differ in the
+last bit, so they are evaluated run by run on (b,) tensors laid out as train()'s. So the sweep's store does not
+depend on --ensemble, and a resumed sweep may regroup seeds freely. With several threads neither train() nor this
+is bitwise reproducible across thread counts.
 
 Supported: model mlp on ring8, grid25 and gauss-mlp, loss bce or wgan-gp, ELEMENTWISE optimizers, fp32, no
 torch.compile, no measure_batch; :func:`unsupported` says why a config is not.
@@ -123,9 +128,10 @@ class StackedMLP(nn.Module):
         """Run r's parameters under the single module's names (views: writing them writes the ensemble)."""
         return {name: p.data[r] for name, p in zip(self.names, self.params, strict=True)}
 
-    def run_norms(self) -> torch.Tensor:
-        """‖∇θ_r‖ per run from the stacked gradients."""
-        return sum(p.grad.flatten(1).square().sum(1) for p in self.params).sqrt()
+    def run_norms(self) -> list[float]:
+        """‖∇θ_r‖ per run from the stacked gradients, summed as empirical.train's _grad_norm sums one run's."""
+        return [float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad[r]) for p in self.params])))
+                for r in range(len(self.params[0]))]
 
     def finite_runs(self) -> torch.Tensor:
         """Per run: are all its parameters finite."""
@@ -152,7 +158,7 @@ def _losses(config: TrainConfig, d: StackedMLP, real: torch.Tensor, fake: torch.
     """Each run's L_D (shape (R,)) as empirical.losses.discriminator_loss computes it for one run."""
     d_real, d_fake = d(real), d(fake)
     if config.loss == "bce":
-        return F.softplus(-d_real).mean(-1) + F.softplus(d_fake).mean(-1)
+        return torch.stack([_softplus_mean(-x) + _softplus_mean(y) for x, y in zip(d_real, d_fake, strict=True)])
     mixed = (t * real + (1 - t) * fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(d(mixed).sum(), mixed, create_graph=True)
     penalty = ((grad.norm(dim=-1) - 1) ** 2).mean(-1)
@@ -160,7 +166,16 @@ def _losses(config: TrainConfig, d: StackedMLP, real: torch.Tensor, fake: torch.
 
 
 def _generator_losses(config: TrainConfig, d_fake: torch.Tensor) -> torch.Tensor:
-    return F.softplus(-d_fake).mean(-1) if config.loss == "bce" else -d_fake.mean(-1)
+    if config.loss == "bce":
+        return torch.stack([_softplus_mean(-x) for x in d_fake])
+    return -d_fake.mean(-1)
+
+
+def _softplus_mean(x: torch.Tensor) -> torch.Tensor:
+    """softplus(x).mean() of one run's (b,) logits, run by run: ATen evaluates exp/log1p with SIMD code on whole
+    vectors and with scalar code on a tensor's last few elements, whose results differ in the last bit; one (R, b)
+    tensor would put a run's logits in other lanes than train()'s (b,) tensor does, and Adam amplifies that."""
+    return F.softplus(x).mean()
 
 
 def _score(evaluator: object, samples: torch.Tensor) -> float:
@@ -306,8 +321,9 @@ def _balance_ratios(config: TrainConfig, g: StackedMLP, d: StackedMLP, real: tor
                     d_fake_before: torch.Tensor) -> list[float]:
     """empirical.train.balance_ratio per run: D after its update, G before (d_fake_before) and after its update."""
     score = torch.sigmoid if config.loss == "bce" else (lambda t: t)
-    before = score(d_fake_before).mean(-1)
-    after = score(d(g(z))).mean(-1)
-    gap = score(d(real)).mean(-1) - before
-    return [float((a - x) / c) if float(c) != 0.0 else float("nan")
-            for a, x, c in zip(after, before, gap, strict=True)]
+    ratios = []
+    for before, after, real_score in zip(d_fake_before, d(g(z)), d(real), strict=True):  # run by run: see score
+        before = score(before).mean()
+        gap = score(real_score).mean() - before
+        ratios.append(float((score(after).mean() - before) / gap) if float(gap) != 0.0 else float("nan"))
+    return ratios
