@@ -19,7 +19,7 @@ from typing import Any
 from empirical.config import TrainConfig
 from empirical.errors import EmpiricalInputError
 from empirical.store import Cell
-from empirical.sweep import Executor, Outcome, Reference, limit_threads, run_cell
+from empirical.sweep import Ensemble, Executor, Outcome, Reference, bundles, limit_threads, run_bundle
 from empirical.train import RunResult
 
 NEEDS_RAY = "the ray backend needs Ray: pip install 'ttur-critical-batch[ray]'"
@@ -51,11 +51,13 @@ class RayOptions:
             raise EmpiricalInputError(f"--ray-max-retries must be 0 or more, got {self.max_retries}")
 
 
-def run_cell_task(base: TrainConfig, cell: Cell, threads: int, reference: Reference | None = None) -> RunResult:
-    """One cell in a Ray worker, with torch on the task's CPUs (1 thread gives the process pool's exact results);
-    `reference`: the sweep's θ_ref of the VI gap (an object-store reference, resolved by Ray before the call)."""
+def run_bundle_task(base: TrainConfig, bundle: Sequence[Cell], threads: int, reference: Reference | None = None,
+                    ensemble_mode: Ensemble = "auto") -> list[RunResult]:
+    """One bundle (a cell, or the seeds of one trained together) in a Ray worker, with torch on the task's CPUs (1
+    thread gives the process pool's exact results); `reference`: the sweep's θ_ref of the VI gap (an object-store
+    reference, resolved by Ray before the call)."""
     limit_threads(threads)
-    return run_cell(base, cell, reference)
+    return run_bundle(base, bundle, reference, ensemble_mode)
 
 
 def import_ray() -> ModuleType:
@@ -86,12 +88,12 @@ def check_address(address: str | None) -> None:
                                   "`ray start --head` or check the address") from None
 
 
-def ray_executor(options: RayOptions) -> Executor:
+def ray_executor(options: RayOptions, ensemble_mode: Ensemble = "auto") -> Executor:
     """`execute_ray` bound to `options`, for sweep(executor=...); checks Ray and the address before any write."""
     ray = import_ray()
     if not ray.is_initialized():
         check_address(options.address)
-    return lambda base, cells, reference=None: execute_ray(base, cells, options, reference)
+    return lambda base, cells, reference=None: execute_ray(base, cells, options, reference, ensemble_mode)
 
 
 def _init(ray: ModuleType, options: RayOptions) -> None:
@@ -135,27 +137,29 @@ def _task(ray: ModuleType, base: TrainConfig, options: RayOptions, reused: bool)
                                     "retry_exceptions": False}
     if runtime_env:
         task_options["runtime_env"] = runtime_env
-    return ray.remote(run_cell_task).options(**task_options)
+    return ray.remote(run_bundle_task).options(**task_options)
 
 
 def _first_line(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [""])[0]
 
 
-def _outcome(ray: ModuleType, ref: Any, cell: Cell) -> Outcome:
-    """The finished task's result, or its error as "Type: message" (the run's own exception, not Ray's wrapper)."""
+def _outcomes(ray: ModuleType, ref: Any, bundle: Sequence[Cell]) -> list[Outcome]:
+    """The finished task's results, one per cell, or its error as "Type: message" for every cell of the bundle (the
+    run's own exception, not Ray's wrapper)."""
     try:
-        return Outcome(cell, ray.get(ref))
+        return [Outcome(cell, result) for cell, result in zip(bundle, ray.get(ref), strict=True)]
     except ray.exceptions.RayTaskError as error:  # raised inside the run: report the original exception
         cause = error.cause if error.cause is not None else error
-        return Outcome(cell, None, f"{type(cause).__name__}: {cause}")
+        return [Outcome(cell, None, f"{type(cause).__name__}: {cause}") for cell in bundle]
     except ray.exceptions.RayError as error:  # the worker died more than max_retries times, was OOM-killed, ...
-        return Outcome(cell, None, f"{type(error).__name__}: {_first_line(error)}")
+        return [Outcome(cell, None, f"{type(error).__name__}: {_first_line(error)}") for cell in bundle]
 
 
 def execute_ray(base: TrainConfig, cells: Sequence[Cell], options: RayOptions,
-                reference: Reference | None = None) -> Iterator[Outcome]:
-    """Run the cells as Ray tasks and yield each outcome as it finishes (in completion order), like `execute`.
+                reference: Reference | None = None, ensemble_mode: Ensemble = "auto") -> Iterator[Outcome]:
+    """Run the cells as Ray tasks, one per bundle (empirical.sweep.bundles: the seeds trained together per
+    `ensemble_mode`), and yield each outcome as its task finishes (in completion order), like `execute`.
 
     Uses the Ray instance this process already has (and leaves it running), else starts or joins one per
     `options` and shuts it down at the end. On early exit (generator closed, KeyboardInterrupt) pending tasks
@@ -169,11 +173,13 @@ def execute_ray(base: TrainConfig, cells: Sequence[Cell], options: RayOptions,
         task = _task(ray, base, options, reused)
         threads = max(1, int(options.cpus))
         shared = None if reference is None else ray.put(reference)  # θ_ref sent to the object store once
-        pending = {task.remote(base, cell, threads, shared): cell for cell in cells}
+        slots = max(1, int(ray.cluster_resources().get("CPU", 1) // options.cpus))  # tasks that can run at once
+        pending = {task.remote(base, bundle, threads, shared, ensemble_mode): bundle
+                   for bundle in bundles(base, cells, ensemble_mode, slots)}
         try:
             while pending:
                 [ref], _ = ray.wait(list(pending), num_returns=1)
-                yield _outcome(ray, ref, pending.pop(ref))
+                yield from _outcomes(ray, ref, pending.pop(ref))
         finally:
             for ref in pending:
                 ray.cancel(ref, force=True)

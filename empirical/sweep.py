@@ -7,12 +7,13 @@
 
 Each cell runs in a worker process with one thread, so a cell's result does not depend on --workers; the seeds of one
 batch size of a benchmark that trains seeds as one batched computation (lqgan) run together in one worker, and with
---ensemble auto (or R) so do those of MLP configs, as one vectorised seed ensemble (empirical/ensemble.py). The parent
+--ensemble auto (the default; or R) so do those of MLP configs, as one vectorised seed ensemble whose runs are
+bitwise what they would be alone (empirical/ensemble.py); --ensemble off trains one run per worker task. The parent
 alone writes to the folder's SQLite store (empirical/store.py) as runs finish; running the same command again
 skips finished cells, so a killed sweep resumes where it stopped. Then: python -m empirical.report OUT.
 --targets gives several FID targets from one sweep: each run stops by the tightest, and the report reads the K of
 every target from the same FID histories (empirical/stopping.py steps_to), at no extra training.
---backend ray runs the cells as Ray tasks instead, on this machine or a cluster (empirical/ray_backend.py,
+--backend ray runs the same bundles as Ray tasks instead, on this machine or a cluster (empirical/ray_backend.py,
 docs/cluster.md); the parent still alone writes the store.
 """
 
@@ -48,8 +49,8 @@ from empirical.train import RunResult, resolve_device, train
 
 PROG = "python -m empirical.sweep"
 Reference = dict[str, torch.Tensor]  # θ_ref per player, as empirical.reference_point makes it
-# --ensemble: "off" (lqgan's batched seeds only, as before), "auto" (also MLP seed ensembles, empirical/ensemble.py,
-# wherever the config is supported), or a positive int R (as auto, at most R seeds per bundle)
+# --ensemble: "auto" (the default: MLP seed ensembles, empirical/ensemble.py, wherever the config is supported, and
+# lqgan's batched seeds), "off" (lqgan's batched seeds only), or a positive int R (as auto, at most R seeds per bundle)
 Ensemble = str | int
 
 
@@ -113,18 +114,32 @@ def _batched_trainer(config: TrainConfig, ensemble_mode: Ensemble = "off"
     return None
 
 
-def bundles(base: TrainConfig, cells: Sequence[Cell], ensemble_mode: Ensemble = "off") -> list[list[Cell]]:
+def bundles(base: TrainConfig, cells: Sequence[Cell], ensemble_mode: Ensemble = "off",
+            workers: int = 1) -> list[list[Cell]]:
     """The cells grouped into the units a worker trains: the seeds of one (batch size, lr scale, optimizer) together
     where they can be trained as one batched computation (lqgan; seed ensembles unless `ensemble_mode` is off), at
-    most `ensemble_mode` seeds each when it is a number; one cell each otherwise. Order kept."""
+    most `ensemble_mode` seeds each when it is a number; one cell each otherwise. Order kept.
+
+    With "auto" and fewer groups than `workers`, each seed ensemble is split into near-equal parts so that no worker
+    idles: a run's result does not depend on its ensemble (empirical/ensemble.py), so the split is free."""
     groups: dict[tuple, list[Cell]] = {}
+    splittable: set[tuple] = set()
     for cell in cells:
-        batched = _batched_trainer(cell.config(base), ensemble_mode) is not None
-        key = (cell.batch_size, cell.lr_scale, cell.optimizer) if batched else cell
+        try:
+            trainer = _batched_trainer(cell.config(base), ensemble_mode)
+        except EmpiricalInputError:  # a cell sweep() would refuse: alone, so its worker reports the error for it alone
+            trainer = None
+        key = (cell.batch_size, cell.lr_scale, cell.optimizer) if trainer is not None else (cell,)
         groups.setdefault(key, []).append(cell)
-    size = ensemble_mode if isinstance(ensemble_mode, int) else None
-    return [group[i:i + (size or len(group))] for group in groups.values() for i in range(0, len(group),
-                                                                                         size or len(group))]
+        if trainer is ensemble.train_many:
+            splittable.add(key)
+    parts = math.ceil(workers / len(groups)) if ensemble_mode == "auto" and splittable else 1
+    out = []
+    for key, group in groups.items():
+        size = (ensemble_mode if isinstance(ensemble_mode, int) else
+                math.ceil(len(group) / parts) if key in splittable else len(group))
+        out += [group[i:i + size] for i in range(0, len(group), size)]
+    return out
 
 
 def run_bundle(base: TrainConfig, bundle: Sequence[Cell], reference: Reference | None = None,
@@ -152,7 +167,7 @@ Executor = Callable[[TrainConfig, Sequence[Cell], Reference | None], Iterator[Ou
 
 def execute(
     base: TrainConfig, cells: Sequence[Cell], workers: int, reference: Reference | None = None,
-    ensemble_mode: Ensemble = "off",
+    ensemble_mode: Ensemble = "auto",
 ) -> Iterator[Outcome]:
     """Run the cells on `workers` processes and yield each outcome as it finishes (in completion order).
 
@@ -163,7 +178,7 @@ def execute(
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
         pending: dict[Future, list[Cell]] = {
             pool.submit(run_bundle, base, b, reference, ensemble_mode): b
-            for b in bundles(base, cells, ensemble_mode)}
+            for b in bundles(base, cells, ensemble_mode, workers)}
         try:
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -192,7 +207,7 @@ def sweep(
     executor: Executor | None = None,
     on_start: Callable[[int], None] | None = None,
     on_outcome: Callable[[Outcome, bool], None] | None = None,
-    ensemble_mode: Ensemble = "off",
+    ensemble_mode: Ensemble = "auto",
 ) -> tuple[int, list[Outcome]]:
     """Run the cells not yet in `out`'s store; return (runs added, failed outcomes).
 
@@ -259,10 +274,11 @@ def _parser() -> OneLineParser:
                         help="processes (default: cores); with --backend ray, the CPUs of a local Ray instance")
     parser.add_argument("--export-csv", action="store_true", help="write runs.csv and history.csv into --out")
     parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--ensemble", default="off",
-                        help="auto: train the seeds of one (batch size, lr scale, optimizer) as one vectorised model "
-                             "where empirical/ensemble.py supports the config (MLP on ring8, grid25, gauss-mlp); R: "
-                             "at most R seeds per ensemble; off: one run per cell (default; lqgan batches either way)")
+    parser.add_argument("--ensemble", default="auto",
+                        help="auto (default): train the seeds of one (batch size, lr scale, optimizer) as one "
+                             "vectorised model where empirical/ensemble.py supports the config (MLP on ring8, grid25, "
+                             "gauss-mlp), bitwise the runs' results alone; R: at most R seeds per ensemble; off: one "
+                             "run per cell (lqgan batches either way)")
     parser.add_argument("--backend", choices=("local", "ray"), default="local",
                         help="local: a process pool (default); ray: Ray tasks, local or on a cluster (docs/cluster.md)")
     parser.add_argument("--address", help="ray: auto (the running cluster), host:port or ray://host:port "
@@ -306,7 +322,7 @@ def _ray_executor(args: argparse.Namespace) -> Executor:
         raise EmpiricalInputError(f"--ray-runtime-env must be a JSON object, got {args.ray_runtime_env!r}")
     given = {"cpus": args.ray_cpus, "gpus": args.ray_gpus, "max_retries": args.ray_max_retries}
     return ray_executor(RayOptions(address=args.address, runtime_env=runtime_env, local_cpus=args.workers,
-                                   **{k: v for k, v in given.items() if v is not None}))
+                                   **{k: v for k, v in given.items() if v is not None}), args.ensemble)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -332,8 +348,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.workers < 1:
             raise EmpiricalInputError(f"--workers must be at least 1, got {args.workers}")
         args.ensemble = parse_ensemble(args.ensemble)
-        if args.backend == "ray" and args.ensemble != "off":
-            raise EmpiricalInputError("--ensemble needs --backend local (Ray tasks take one cell each)")
         if args.backend == "local" and (flags := [n for n in RAY_FLAGS if getattr(args, n) is not None]):
             raise EmpiricalInputError(f"--{flags[0].replace('_', '-')} needs --backend ray")
         cells = grid(batch_sizes, seeds, lr_scales, optimizers)

@@ -127,6 +127,21 @@ def test_bundles_hold_the_seeds_of_a_cell_up_to_r_and_off_keeps_one_run_each():
         sweep.parse_ensemble("0")
 
 
+def test_auto_splits_ensembles_when_there_are_fewer_than_workers_but_never_lqgans_batches():
+    one_b = sweep.grid([4], range(8))
+    ring = get_preset("ring8")
+    seeds = lambda bundles: [[c.seed for c in b] for b in bundles]  # noqa: E731
+    assert seeds(sweep.bundles(ring, one_b, "auto", workers=1)) == [list(range(8))]
+    assert seeds(sweep.bundles(ring, one_b, "auto", workers=2)) == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert seeds(sweep.bundles(ring, one_b, "auto", workers=3)) == [[0, 1, 2], [3, 4, 5], [6, 7]]
+    two_b = sweep.grid([4, 8], range(8))
+    assert [len(b) for b in sweep.bundles(ring, two_b, "auto", workers=2)] == [8, 8]  # one per worker already
+    assert [len(b) for b in sweep.bundles(ring, two_b, "auto", workers=4)] == [4, 4, 4, 4]
+    assert [len(b) for b in sweep.bundles(ring, two_b, 3, workers=4)] == [3, 3, 2, 3, 3, 2]  # R is R
+    lq = get_preset("lqgan").with_(optimizer="sgd")
+    assert [len(b) for b in sweep.bundles(lq, one_b, "auto", workers=4)] == [8]
+
+
 GRID = ["--preset", "ring8", "--batch-sizes", "8,64", "--seeds", "0,1,2", "--max-steps", "60", "--eval-every", "10",
         "--n-eval", "500", "--n-reference", "2000", "--width", "32", "--target-fid", "200", "--no-progress",
         "--workers", "1"]
@@ -144,12 +159,6 @@ def test_a_sweep_with_ensembles_stores_what_one_run_per_cell_stores(tmp_path):
     off, auto = rows(tmp_path / "off"), rows(tmp_path / "auto")
     assert len(off) == 6 and {r[1] for r in off} == {"reached", "not_reached"}
     assert auto == off  # cell, status, K, steps run, best and final FID, FID history: bitwise
-
-
-def test_ensembles_are_refused_with_ray(tmp_path, capsys):
-    status = sweep.main([*GRID, "--out", str(tmp_path / "x"), "--ensemble", "auto", "--backend", "ray"])
-    assert status == 2 and "--ensemble needs --backend local" in capsys.readouterr().err
-    assert not (tmp_path / "x").exists()
 
 
 @pytest.mark.parametrize("batch_size", [4, 8])

@@ -1,4 +1,5 @@
-"""The Ray backend: the process pool's exact results, a killed worker retried, resume across backends, errors."""
+"""The Ray backend: the process pool's exact results (seed ensembles as tasks), a killed worker retried, resume
+across backends, errors."""
 
 import os
 import signal
@@ -34,14 +35,15 @@ def ray_instance():
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> list[tuple]:
-    """GRID's results from the process pool."""
+    """GRID's results from the process pool, one run per cell (the Ray tasks below train seed ensembles)."""
     folder = tmp_path_factory.mktemp("reference")
-    assert sweep.main([*GRID, "--out", str(folder), "--workers", "2"]) == 0
+    assert sweep.main([*GRID, "--out", str(folder), "--workers", "2", "--ensemble", "off"]) == 0
     return table(folder)
 
 
-def test_ray_gives_the_process_pools_results(reference, ray_instance, tmp_path):
-    assert sweep.main([*GRID, "--out", str(tmp_path), "--backend", "ray"]) == 0
+@pytest.mark.parametrize("ensemble", ["auto", "off", "2"])
+def test_ray_gives_the_process_pools_results(reference, ray_instance, tmp_path, ensemble):
+    assert sweep.main([*GRID, "--out", str(tmp_path), "--backend", "ray", "--ensemble", ensemble]) == 0
     assert table(tmp_path) == reference
 
 
@@ -60,11 +62,11 @@ def _ours(pid: int) -> bool:
 
 
 def _busy_workers() -> list[int]:
-    """Our Ray workers executing a cell now: Ray titles a busy worker ray::<function name>."""
+    """Our Ray workers executing a bundle of cells now: Ray titles a busy worker ray::<function name>."""
     found = []
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and (entry / "cmdline").read_bytes().startswith(b"ray::run_cell_task") \
+            if entry.name.isdigit() and (entry / "cmdline").read_bytes().startswith(b"ray::run_bundle_task") \
                     and _ours(int(entry.name)):
                 found.append(int(entry.name))
         except (OSError, ValueError, IndexError):
