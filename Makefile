@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test setup constants docs clean
 
 # The main job (a minute or two on 2 cores): the lqgan control game (TTUR SGD, b = 1..1024 x 8 seeds, exact FID and
-# noise floor) and a neural GAN on the same data (gauss-mlp: MLPs, TTUR Adam, b = 4..512 x 5 seeds), each swept
+# noise floor) and a neural GAN on the same data (gauss-mlp: MLPs, TTUR Adam, b = 4..512 x 8 seeds, trained as seed ensembles), each swept
 # (resumable) and reported: out/lqgan/report.md and out/gauss-mlp/report.md.
 demo: $(STAMP)
 	$(BIN)/python -m empirical.sweep --preset lqgan --out out/lqgan

@@ -30,11 +30,14 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Outcome:
-    """One run as the analysis sees it: K is None when the run did not reach the target (or diverged)."""
+    """One run as the analysis sees it: K is None when the run did not reach the target (or diverged); steps_run:
+    the steps a run that missed trained before it stopped (settled, max_steps, diverged), its cost in the expected
+    running time (None: not known)."""
 
     batch_size: int
     seed: int
     steps: int | None
+    steps_run: int | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class BatchSummary:
     min_k: float | None  # over the runs that reached the target
     max_k: float | None
     log_k_var: float  # sample variance of log K over the runs that reached (0 with fewer than two)
+    ert: float = math.nan  # expected running time in steps (:func:`expected_running_time`); nan: a miss's cost unknown
 
     @property
     def all_reached(self) -> bool:
@@ -55,6 +59,11 @@ class BatchSummary:
     def median_sfo(self) -> float:
         return self.batch_size * self.median_k
 
+    @property
+    def restart_sfo(self) -> float:
+        """Expected SFO to one run that reaches the target, restarting with a new seed after each miss: b·ERT."""
+        return self.batch_size * self.ert
+
 
 def censored_median(values: Sequence[float | None]) -> float:
     """Median with None as +∞; inf when the middle of the sorted list is a miss."""
@@ -63,17 +72,34 @@ def censored_median(values: Sequence[float | None]) -> float:
     return ordered[n // 2] if n % 2 else 0.5 * (ordered[n // 2 - 1] + ordered[n // 2])
 
 
+def expected_running_time(outcomes: Sequence[Outcome]) -> float:
+    """Steps spent by all runs over the runs that reached: K for a run that reached, steps_run for one that missed.
+
+    The expected running time of optimisation benchmarking (Auger & Hansen 2005; COCO, Hansen et al. 2021): the
+    expected steps to a first run that reaches the target when every miss is stopped where it stopped and restarted
+    with a new seed. It counts a seed that collapses early at its small cost, where the all-seeds rule of b* drops
+    the whole batch size. inf when no run reached; nan when a miss's steps_run is unknown."""
+    reached = sum(o.steps is not None for o in outcomes)
+    spent = [o.steps if o.steps is not None else o.steps_run for o in outcomes]
+    if not reached:
+        return math.inf
+    if any(x is None for x in spent):
+        return math.nan
+    return sum(spent) / reached
+
+
 def summarise(outcomes: Sequence[Outcome]) -> list[BatchSummary]:
     """One summary per batch size, sorted by b."""
     out = []
     for b in sorted({o.batch_size for o in outcomes}):
-        ks = [o.steps for o in outcomes if o.batch_size == b]
+        runs = [o for o in outcomes if o.batch_size == b]
+        ks = [o.steps for o in runs]
         reached = [k for k in ks if k is not None]
         logs = np.log(reached) if reached else np.zeros(0)
         out.append(BatchSummary(
             batch_size=b, n_runs=len(ks), n_reached=len(reached), median_k=censored_median(ks),
             min_k=min(reached) if reached else None, max_k=max(reached) if reached else None,
-            log_k_var=float(np.var(logs, ddof=1)) if len(logs) > 1 else 0.0,
+            log_k_var=float(np.var(logs, ddof=1)) if len(logs) > 1 else 0.0, ert=expected_running_time(runs),
         ))
     return out
 
@@ -82,6 +108,15 @@ def measured_b_star(summaries: Sequence[BatchSummary]) -> int | None:
     """argmin of the median SFO among batch sizes whose runs all reached the target (None if there is none)."""
     eligible = [s for s in summaries if s.all_reached and s.n_runs > 0]
     return min(eligible, key=lambda s: (s.median_sfo, s.batch_size)).batch_size if eligible else None
+
+
+def restart_b_star(summaries: Sequence[BatchSummary]) -> int | None:
+    """argmin of the expected SFO with restarts, b·ERT(b), over the batch sizes where some run reached (None if
+    none did, or if a miss's cost is unknown)."""
+    known = [s for s in summaries if math.isfinite(s.ert)]
+    if not known or any(math.isnan(s.ert) for s in summaries):
+        return None
+    return min(known, key=lambda s: (s.restart_sfo, s.batch_size)).batch_size
 
 
 @dataclass(frozen=True)
@@ -160,6 +195,7 @@ class Bootstrap:
     c: Interval | None
     k_inf: Interval | None
     n_resamples: int
+    b_star_restart: Interval | None = None  # on the grid
 
 
 def percentile_interval(values: list[float], level: float) -> Interval | None:
@@ -176,13 +212,16 @@ def bootstrap(outcomes: Sequence[Outcome], n_resamples: int = 1000, seed: int = 
     by_b: dict[int, list[Outcome]] = {}
     for o in outcomes:
         by_b.setdefault(o.batch_size, []).append(o)
-    stars, fits = [], []
+    stars, fits, restarts = [], [], []
     for _ in range(n_resamples):
         sample = [runs[i] for runs in by_b.values() for i in rng.integers(0, len(runs), len(runs))]
         summaries = summarise(sample)
         star = measured_b_star(summaries)
         if star is not None:
             stars.append(star)
+        restart = restart_b_star(summaries)
+        if restart is not None:
+            restarts.append(restart)
         fit = fit_hyperbola(summaries)
         if fit is not None:
             fits.append(fit)
@@ -192,6 +231,7 @@ def bootstrap(outcomes: Sequence[Outcome], n_resamples: int = 1000, seed: int = 
         c=percentile_interval([f.c for f in fits], level),
         k_inf=percentile_interval([f.k_inf for f in fits], level),
         n_resamples=n_resamples,
+        b_star_restart=percentile_interval(restarts, level),
     )
 
 

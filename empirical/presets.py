@@ -111,7 +111,7 @@ LQ_BATCH_SIZES = tuple(2**k for k in range(0, 11))  # 1 .. 1024: the control gam
 BATCH_GRIDS.update({"lqgan": LQ_BATCH_SIZES, "lqgan-adam": LQ_BATCH_SIZES, "lqgan-amsgrad": LQ_BATCH_SIZES})
 DEFAULT_SEEDS = (0, 1, 2)
 SEED_GRIDS: dict[str, tuple[int, ...]] = {"lqgan": tuple(range(8)), "lqgan-adam": tuple(range(8)),
-                                          "lqgan-amsgrad": tuple(range(8)), "gauss-mlp": tuple(range(5)),
+                                          "lqgan-amsgrad": tuple(range(8)), "gauss-mlp": tuple(range(8)),
                                           "gauss-mlp-sgd": tuple(range(5))}
 
 

@@ -11,8 +11,10 @@ from empirical.measured import (
     Outcome,
     bootstrap,
     censored_median,
+    expected_running_time,
     fit_hyperbola,
     measured_b_star,
+    restart_b_star,
     summarise,
 )
 
@@ -93,3 +95,45 @@ def test_bootstrap_is_reproducible_and_brackets_the_estimates():
     assert a.k_inf.low <= fit.k_inf <= a.k_inf.high
     assert a.b_star.low <= measured_b_star(summarise(runs)) <= a.b_star.high
     assert a.b_star.low in {8, 16, 32, 64, 128, 256, 512}  # b* intervals lie on the grid
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(1, 5000), min_size=1, max_size=8), st.lists(st.integers(1, 5000), max_size=8))
+def test_expected_running_time_is_the_mean_cost_of_restarting_until_a_run_reaches(hits, misses):
+    """Draw runs uniformly from the seeds until one reaches: the draws before it are misses (each costing its
+    steps_run), a geometric number with success probability p, so E[cost] = mean miss·(1 − p)/p + mean K."""
+    runs = [Outcome(8, i, k, k) for i, k in enumerate(hits)] + [Outcome(8, 100 + i, None, m)
+                                                                 for i, m in enumerate(misses)]
+    p = len(hits) / len(runs)
+    mean_miss = sum(misses) / len(misses) if misses else 0.0
+    assert expected_running_time(runs) == pytest.approx(mean_miss * (1 - p) / p + sum(hits) / len(hits), rel=1e-12)
+
+
+def test_expected_running_time_by_simulated_restarts():
+    """The same quantity from the restart process itself, simulated: within 2% after 200,000 draws."""
+    runs = [Outcome(16, 0, 400, 900), Outcome(16, 1, None, 150), Outcome(16, 2, 600, 600), Outcome(16, 3, None, 3000)]
+    rng = np.random.default_rng(0)
+    totals = []
+    for _ in range(50_000):
+        total = 0
+        while True:
+            run = runs[rng.integers(len(runs))]
+            if run.steps is not None:
+                totals.append(total + run.steps)
+                break
+            total += run.steps_run
+    assert np.mean(totals) == pytest.approx(expected_running_time(runs), rel=0.02)
+    assert expected_running_time(runs) == (400 + 150 + 600 + 3000) / 2  # a reached run counts K, not its steps_run
+
+
+def test_restart_b_star_keeps_a_batch_size_whose_misses_stop_early():
+    """b = 64: one seed of four collapses after 100 steps; the every-seed rule drops b = 64 (b* = 128), the expected
+    SFO with restarts keeps it: 64·(3·300 + 100)/3 = 21,333 < 128·250 = 32,000."""
+    runs = [Outcome(64, s, 300, 300) for s in range(3)] + [Outcome(64, 3, None, 100)]
+    runs += [Outcome(128, s, 250, 250) for s in range(4)] + [Outcome(32, s, None, 2000) for s in range(4)]
+    summaries = summarise(runs)
+    assert measured_b_star(summaries) == 128
+    assert restart_b_star(summaries) == 64
+    assert [s.ert for s in summaries] == [math.inf, pytest.approx(1000 / 3), 250]
+    unknown = [Outcome(8, 0, 5, 5), Outcome(8, 1, None, None), Outcome(16, 0, 10, 10)]  # a miss of unknown cost
+    assert restart_b_star(summarise(unknown)) is None

@@ -48,10 +48,14 @@ def test_report_tables_match_the_runs(tmp_path):
     text = path.read_text()
     for b in BATCHES[1:]:
         ks = sorted(k_of(b, s, 1.0) for s in range(3))
-        assert table_row(text, str(b)) == [str(b), "3/3", str(ks[1]), f"{ks[0]}–{ks[2]}", str(ks[1] * b)]
-    # b = 4 lost a seed: the median of (K, K, ∞) is the larger reached K, and b = 4 cannot be b*
+        # every seed reached: the expected SFO with restarts is b times the mean K
+        assert table_row(text, str(b)) == [str(b), "3/3", str(ks[1]), f"{ks[0]}–{ks[2]}", str(ks[1] * b),
+                                           str(round(b * sum(ks) / 3))]
+    # b = 4 lost a seed: the median of (K, K, ∞) is the larger reached K, and b = 4 cannot be b*; with restarts
+    # the miss costs the steps it ran (k_of(4, 2)), spread over the two runs that reached
     ks4 = sorted(k_of(4, s, 1.0) for s in range(2))
-    assert table_row(text, "4") == ["4", "2/3", str(ks4[1]), f"{ks4[0]}–{ks4[1]}", str(ks4[1] * 4)]
+    assert table_row(text, "4") == ["4", "2/3", str(ks4[1]), f"{ks4[0]}–{ks4[1]}", str(ks4[1] * 4),
+                                    str(round(4 * (sum(ks4) + k_of(4, 2, 1.0)) / 2))]
     assert "- Not every run reached the target at b = 4 (2/3); " in text
     assert table_row(text, "b*_measured (argmin median SFO)")[1] == "8"  # N = b·K is smallest at b = 8
     assert table_row(text, "b*_fit = 2c")[1] == "6"  # K ≈ 200·b/(b − 3) (rounded): c = 3
@@ -338,10 +342,16 @@ def test_the_report_states_unreached_settled_and_diverged_runs_with_their_counts
     assert "- 2 run(s) diverged (NaN/inf); they are recorded as such." in lines
     text = "\n".join(lines)
     # K is censored at ∞: b = 4's median (102, ∞, ∞) is ∞; b = 8's (∞, 101, 102) and b = 32's (100, ∞, 102) are 102.
-    assert table_row(text, "4") == ["4", "1/3", "—", "102–102", "—"]
-    assert table_row(text, "8") == ["8", "2/3", "102", "101–102", "816"]
-    assert table_row(text, "32") == ["32", "2/3", "102", "100–102", "3264"]
+    # With restarts every run costs the steps it ran (k = 100 + seed here), over the runs that reached.
+    assert table_row(text, "4") == ["4", "1/3", "—", "102–102", "—", str(4 * 303)]
+    assert table_row(text, "8") == ["8", "2/3", "102", "101–102", "816", str(8 * 303 // 2)]
+    assert table_row(text, "32") == ["32", "2/3", "102", "100–102", "3264", str(32 * 303 // 2)]
     assert table_row(text, "b*_measured (argmin median SFO)")[1] == "16"  # the only b whose seeds all reached
+    # b·ERT: 1212, 1212, 1616 (16·101), 4848: the smallest b wins the tie
+    assert table_row(text, "b*_restart (argmin expected SFO with restarts)")[1] == "4"
+    assert "- Restarting each missed seed (its steps counted until it stopped), the expected SFO is smallest at " \
+           "b = 4, not 16: a seed that misses the target early costs little, while the every-seed rule drops its " \
+           "batch size." in lines
 
 
 def test_a_runs_outcome_at_a_looser_target_is_read_from_its_history(tmp_path):
