@@ -34,6 +34,7 @@ from pathlib import Path
 
 from empirical.cli import OneLineParser, fail
 from empirical.errors import EmpiricalInputError
+from empirical.measured import restart_b_star
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
@@ -392,6 +393,15 @@ def _values() -> dict[str, Callable[[], str]]:
         out[f"{p}.b_star"] = lambda g=g: str(g().b_star)
         out[f"{p}.b_star.interval"] = lambda g=g: (
             f"[{g().boot.b_star.low:g}, {g().boot.b_star.high:g}]" if g().boot.b_star else "—")
+        out[f"{p}.b_star_restart"] = lambda g=g: str(restart_b_star(g().summaries))
+        out[f"{p}.b_star_restart.interval"] = lambda g=g: (
+            f"[{g().boot.b_star_restart.low:g}, {g().boot.b_star_restart.high:g}]" if g().boot.b_star_restart
+            else "—")
+        out[f"{p}.floor.restart_ratio"] = lambda g=g: (
+            f"{g().floor.prediction.b_star / restart_b_star(g().summaries):.2g}")
+        out[f"{p}.noise2.restart_ratio"] = lambda p=p, g=g: (
+            f"{2 * render(p).noise.joint / restart_b_star(g().summaries):.2g}")
+        out[f"{p}.noise2.fit_ratio"] = lambda p=p, g=g: f"{2 * render(p).noise.joint / g().fit.b_star:.2g}"
         out[f"{p}.fit.c"] = lambda g=g: _fmt(g().fit.c)
         out[f"{p}.fit.r2"] = lambda g=g: f"{g().fit.r2:.2f}"
         out[f"{p}.fit.b_star"] = lambda g=g: _fmt(g().fit.b_star)

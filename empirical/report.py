@@ -644,7 +644,8 @@ def write_summary_csv(groups: Sequence[GroupAnalysis], theory: dict[tuple[str, f
     with temporary.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["optimizer", "lr_scale", "lr_d", "lr_g", "batch_size", "n_runs", "n_reached", "median_k",
-                         "min_k", "max_k", "median_sfo", "b_star_measured", "b_star_fit", "c_fit", "k_inf_fit",
+                         "min_k", "max_k", "median_sfo", "restart_sfo", "b_star_measured", "b_star_restart",
+                         "b_star_fit", "c_fit", "k_inf_fit",
                          "b_star_noise", "b_simple", "floor_median", "floor_exact", "c_floor", "b_star_floor",
                          *(f"b_star_theory_{name}" for name in families), "target_fid"])
         for g in groups:
@@ -652,7 +653,8 @@ def write_summary_csv(groups: Sequence[GroupAnalysis], theory: dict[tuple[str, f
             prediction = g.floor and g.floor.prediction
             for x in g.summaries:
                 writer.writerow([g.optimizer, g.lr_scale, g.lr_d, g.lr_g, x.batch_size, x.n_runs, x.n_reached,
-                                 x.median_k, x.min_k, x.max_k, x.median_sfo, g.b_star,
+                                 x.median_k, x.min_k, x.max_k, x.median_sfo, x.restart_sfo, g.b_star,
+                                 restart_b_star(g.summaries),
                                  g.fit and g.fit.b_star, g.fit and g.fit.c, g.fit and g.fit.k_inf,
                                  noise and noise.b_star, noise and noise.joint,
                                  g.floor and g.floor.median(x.batch_size),

@@ -67,6 +67,8 @@ def test_report_tables_match_the_runs(tmp_path):
         rows = list(csv.DictReader(f))
     assert [int(r["batch_size"]) for r in rows] == list(BATCHES)
     assert float(rows[1]["median_k"]) == sorted(k_of(8, s, 1.0) for s in range(3))[1]
+    assert float(rows[1]["restart_sfo"]) == pytest.approx(8 * sum(k_of(8, s, 1.0) for s in range(3)) / 3)
+    assert rows[1]["b_star_restart"] == table_row(text, "b*_restart (argmin expected SFO with restarts)")[1]
 
 
 def test_report_states_when_the_minimum_is_at_the_grid_edge(tmp_path):
