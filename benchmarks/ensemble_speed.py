@@ -7,9 +7,10 @@ Baseline: one train() per seed, in this process, one thread, the way a sweep wor
 Against it, the trainer the sweep's --ensemble auto gives the preset (empirical.sweep._batched_trainer): a seed
 ensemble for the MLP presets (empirical/ensemble.py), the control game's own batched trainer for lqgan. Both train
 the preset's config with max_steps cut to --max-steps, so runs stop at the preset's target or at the cap. The script
-counts the runs whose FID history differs in any bit from their run alone, prints the ratio of wall times per batch
-size and overall, then, for --preset, where the time goes: training alone per run-step, and one run's evaluation
-split into the generator's forward pass on n_eval samples (with its GFLOP/s) and the rest (FID statistics, modes).
+counts the runs whose status, K or stop differ from their run alone, and those whose FID history differs in any
+bit, prints the ratio of wall times per batch size and overall, then, for --preset, where the time goes: training
+alone per run-step, and one run's evaluation split into the generator's forward pass on n_eval samples (with its
+GFLOP/s) and the rest (FID statistics, modes).
 --also repeats the comparison for other presets (their first and last batch size), or says why the sweep trains
 them one run per cell. Its last line is `speed-up: X.XXx`, --preset's overall ratio. A setup pass (the FID
 reference statistics and the feature network, cached per process) runs first and is not timed.
@@ -67,7 +68,7 @@ def _compare(name: str, base: TrainConfig, batch_sizes: list[int], seeds: list[i
     """Wall time of one train() per seed against the batched trainer per batch size; prints and returns the ratio
     of the totals. A run whose status, K, stop or any FID differs from its run alone is counted."""
     total_single = total_many = 0.0
-    differing = 0
+    differing = other_outcome = 0
     for b in batch_sizes:
         config = base.with_(batch_size=b)
         trainer = _batched_trainer(config, "auto")
@@ -81,6 +82,7 @@ def _compare(name: str, base: TrainConfig, batch_sizes: list[int], seeds: list[i
         for a, s in zip(many, singles, strict=True):
             same = (a.status, a.steps_to_target, a.steps_run) == (s.status, s.steps_to_target, s.steps_run)
             fids = [(x.fid, y.fid) for x, y in zip(a.history, s.history, strict=False)]
+            other_outcome += not same
             differing += not (same and len(a.history) == len(s.history) and all(x == y for x, y in fids))
             worst = max([worst, *(abs(x - y) / abs(y) for x, y in fids)])
         reached = sum(s.status == "reached" for s in singles)
@@ -88,8 +90,9 @@ def _compare(name: str, base: TrainConfig, batch_sizes: list[int], seeds: list[i
         print(f"{name} b = {b:4d}: {len(seeds)} runs (reached {reached}, steps {sum(s.steps_run for s in singles)}): "
               f"one train() each {single:6.2f} s, together {batched:6.2f} s, ratio {single / batched:5.2f}x; "
               f"max rel FID diff {worst:.1e}")
-    print(f"{name}: runs whose result differs in any bit from the run alone: {differing} of "
-          f"{len(seeds) * len(batch_sizes)}")
+    n = len(seeds) * len(batch_sizes)
+    print(f"{name}: runs with another status, K or stop than alone: {other_outcome} of {n}; runs whose FID history "
+          f"differs in any bit: {differing} of {n}")
     print(f"{name} total: one train() each {total_single:.1f} s, together {total_many:.1f} s, "
           f"ratio {total_single / total_many:.2f}x")
     return total_single / total_many

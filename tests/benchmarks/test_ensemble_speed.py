@@ -15,7 +15,8 @@ def test_a_tiny_run_prints_agreement_the_profile_and_a_positive_speed_up(capsys)
     assert module.main(["--batch-sizes", "16", "--seeds", "5", "--max-steps", "20", "--profile-steps", "10",
                         "--also", "digits"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert "ring8: runs whose result differs in any bit from the run alone: 0 of 5" in lines
+    assert "ring8: runs with another status, K or stop than alone: 0 of 5; runs whose FID history differs in any " \
+           "bit: 0 of 5" in lines
     assert any(line.startswith("training only, b =   16:") for line in lines)
     assert any(re.match(r"evaluation: .* forward pass \d+\.\d\d ms \(\d+ GFLOP/s\)", line) for line in lines)
     assert any(line.startswith("digits: one run per cell, not batched: seed ensembles need model") for line in lines)
