@@ -183,13 +183,15 @@ def test_a_bad_data_scale_is_a_one_line_error(capsys, tmp_path, cli, argv, words
 
 
 def test_a_store_written_before_data_scale_opens_at_s_1_and_refuses_another_s(tmp_path):
-    """The committed lqgan sweep (written before the field) reads back at data_scale 1, and resuming it at s = 2
-    is refused as another config."""
+    """The committed lqgan sweep, its base config stripped of the field as a store written before it has none,
+    reads back at data_scale 1, and resuming it at s = 2 is refused as another config."""
     with gzip.open(RESULTS / "lqgan.db.gz", "rb") as src:
         (tmp_path / "sweep.db").write_bytes(src.read())
     with closing(sqlite3.connect(tmp_path / "sweep.db")) as db:
         stored = json.loads(db.execute("SELECT value FROM meta WHERE key = 'base_config'").fetchone()[0])
-    assert "data_scale" not in stored
+        stored.pop("data_scale", None)
+        with db:
+            db.execute("UPDATE meta SET value = ? WHERE key = 'base_config'", (json.dumps(stored),))
     with read_store(tmp_path) as store:
         base = store.base_config()
     assert base.data_scale == 1.0 and base.to_dict() == {**stored, "data_scale": 1.0}
