@@ -65,6 +65,7 @@ from empirical.gradients import (
     parameter_distance_inf,
     per_sample_gradient_stats,
     player_objective,
+    ratio_of_means,
     squared_norm,
     top_hessian_eigenvalue,
     two_batch_noise_estimate,
@@ -467,15 +468,7 @@ class Estimate:
         else:
             trace = np.array([a.trace_sigma[player] for a in self.window()])
             norm = np.array([a.grad_norm_sq[player] for a in self.window()])
-        if not (norm.mean() > 0 and trace.mean() > 0):  # noise or signal unresolved at this many samples
-            return None
-        rng = np.random.default_rng(self.seed)
-        idx = rng.integers(0, len(norm), size=(n_boot, len(norm)))
-        means = norm[idx].mean(1)
-        ratios = trace[idx].mean(1)[means > 0] / means[means > 0]
-        value = float(trace.mean() / norm.mean())
-        lo, hi = np.quantile(ratios, [0.05, 0.95]) if len(ratios) else (value, value)
-        return value, (min(float(lo), value), max(float(hi), value))
+        return ratio_of_means(trace, norm, self.seed, n_boot)
 
     def noise_scales(self) -> dict[str, dict]:
         """The noise_scale section: per player B_simple over the second half of the run, and inside it, for a

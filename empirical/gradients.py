@@ -23,6 +23,7 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
@@ -274,6 +275,22 @@ def weighted_split_batch_noise_estimate(grad_a: Tensor, grad_b: Tensor, half: in
     if not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
         raise ValueError("weights must be finite and >= 0 (a diagonal metric)")
     return half * float((w * (a - b).square()).sum()) / 2, float((w * a) @ b)
+
+
+def ratio_of_means(numerator: Sequence[float], denominator: Sequence[float], seed: int = 0, n_boot: int = 2000
+                   ) -> tuple[float, tuple[float, float]] | None:
+    """mean(numerator)/mean(denominator) with a 90% percentile bootstrap interval over the pairs (resampled
+    together); None when either mean is not positive (noise or signal unresolved). B_simple over a window of
+    measurements is mean tr Σ / mean ‖G‖² this way (McCandlish: one measurement's ‖G‖² swings several-fold)."""
+    top, bottom = np.asarray(numerator, dtype=np.float64), np.asarray(denominator, dtype=np.float64)
+    if len(top) == 0 or not (bottom.mean() > 0 and top.mean() > 0):
+        return None
+    idx = np.random.default_rng(seed).integers(0, len(bottom), size=(n_boot, len(bottom)))
+    means = bottom[idx].mean(1)
+    ratios = top[idx].mean(1)[means > 0] / means[means > 0]
+    value = float(top.mean() / bottom.mean())
+    lo, hi = np.quantile(ratios, [0.05, 0.95]) if len(ratios) else (value, value)
+    return value, (min(float(lo), value), max(float(hi), value))
 
 
 def flat_gradient(grads: Mapping[str, Tensor]) -> Tensor:
