@@ -45,11 +45,15 @@ def _flag_type(annotation: str) -> Callable[[str], object]:
     return parse
 
 
+ENTRY_FIELDS = ("entry", "entry_params")  # set by the sweep's own --entry and --set flags (empirical/entry.py)
+
+
 def add_config_flags(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = ()) -> None:
-    """One flag per TrainConfig field (--lr-d, --eval-every, ...), None unless given; listed in the epilog."""
+    """One flag per TrainConfig field (--lr-d, --eval-every, ...), None unless given; listed in the epilog. The
+    user-entry fields get none: only the sweep runs a user's function, with its own flags."""
     names = []
     for f in fields(TrainConfig):
-        if f.name in exclude:
+        if f.name in exclude or f.name in ENTRY_FIELDS:
             continue
         flag = "--" + f.name.replace("_", "-")
         # A boolean field's flag alone means true (--g-fresh-z); it also takes a value (--floor false).

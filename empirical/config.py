@@ -84,6 +84,11 @@ class TrainConfig:
     # torch.compile of the models used in training. Evaluation (FID) always runs the eager fp32 generator.
     precision: str = "fp32"
     compile: str = "none"
+    # A user's own training function (empirical/entry.py), `module:function`, swept by `--entry`: it yields
+    # (step, FID) and the fields above that it does not read (data, models, optimizer, evaluation) are unused.
+    # entry_params: the --set keyword arguments it is called with, as sorted JSON ("" for none).
+    entry: str | None = None
+    entry_params: str = ""
 
     def __post_init__(self) -> None:
         check_config(self)

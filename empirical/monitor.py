@@ -45,8 +45,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from empirical.gradients import ratio_of_means, split_batch_noise_estimate, weighted_split_batch_noise_estimate
-from empirical.optimizers import second_moment_bounds, step_denominator
+from empirical.gradients import ratio_of_means, split_batch_noise_estimate
+from empirical.optimizers import step_denominator
 from theory.schema import write_constants
 
 PLAYERS = ("D", "G")
@@ -106,6 +106,7 @@ class NoiseMonitor:
         if unknown:
             raise ValueError(f"optimizers are keyed by player, D or G; got {sorted(unknown)}")
         self.modules = {"D": discriminator, "G": generator}
+        self._params = {p: [q for q in m.parameters() if q.requires_grad] for p, m in self.modules.items()}
         self.optimizers = dict(optimizers or {})
         self.every = every
         self.seed = seed  # of the bootstrap intervals
@@ -126,8 +127,7 @@ class NoiseMonitor:
             raise ValueError(f"player must be D or G, got {player!r}")
         if not self.due(step):
             return None
-        module = self.modules[player]
-        params = [p for p in module.parameters() if p.requires_grad]
+        params = self._params[player]
         first, second, half = split_halves(batch)
         with _untouched(self.modules.values()):
             grad_a = _flat_grad(loss(*first), params)
@@ -149,18 +149,23 @@ class NoiseMonitor:
         return m
 
     def _weighted(self, player: str, grad_a: Tensor, grad_b: Tensor, half: int) -> tuple[float, float] | None:
-        """(tr(HΣ), GᵀHG) in the optimizer's metric, and its h bounds kept; None without a preconditioner."""
+        """(tr(HΣ), GᵀHG) in the optimizer's metric (empirical.gradients.weighted_split_batch_noise_estimate's
+        sums, without its checks: h comes from the optimizer's own state), and the bounds of h kept (over the
+        player's parameters that have state); None without a preconditioner."""
         opt = self.optimizers.get(player)
         if opt is None:
             return None
         h = step_denominator(opt, self.modules[player])
         if h is None:
             return None
-        bounds = second_moment_bounds(opt)
-        if bounds is not None:
-            lo, hi = self._h_bounds.get(player, bounds)
-            self._h_bounds[player] = (min(lo, bounds[0]), max(hi, bounds[1]))
-        return weighted_split_batch_noise_estimate(grad_a, grad_b, half, 1.0 / h)
+        h = h.to(device=grad_a.device, dtype=torch.float64)
+        known = h[torch.isfinite(h)]
+        if len(known):
+            lo, hi = float(known.min()), float(known.max())
+            old_lo, old_hi = self._h_bounds.get(player, (lo, hi))
+            self._h_bounds[player] = (min(lo, old_lo), max(hi, old_hi))
+        w = 1.0 / h  # a parameter without state never moves: weight 0
+        return half * float((w * (grad_a - grad_b).square()).sum()) / 2, float((w * grad_a) @ grad_b)
 
     def report_fid(self, step: int, fid: float) -> None:
         """Record the loop's own FID at `step` (kept in the constants file's source)."""

@@ -534,14 +534,16 @@ def render_markdown(folder: Path, preset: str, base: TrainConfig, groups: Sequen
     choice = choice or ConstantsChoice(None, "family defaults (illustrative)")
     targets = _targets(groups)
     several = len(targets) > 1
+    what = (f"evaluated {_schedule(base)}, at most {base.max_steps} steps. Model {base.model} (width {base.width}), "
+            f"loss {base.loss}, data {base.data}. K = steps to the target (one D step and one G step per step)"
+            if base.entry is None else
+            f"evaluated where the user's function `{base.entry}` yields its FID, at most {base.max_steps} steps; "
+            f"its parameters: {base.entry_params or 'none'}. K = its steps to the target")
     lines = [
         f"# Batch-size sweep: {preset}",
         "",
         f"Folder `{folder}`. {'Targets' if several else 'Target'}: {_target_text(base, targets if several else None)}"
-        f", evaluated {_schedule(base)}, at most {base.max_steps} "
-        f"steps. Model {base.model} "
-        f"(width {base.width}), loss {base.loss}, data {base.data}. K = steps to the target (one D step and one "
-        "G step per step), SFO = K·b. Intervals are 90% bootstrap intervals over seeds.",
+        f", {what}, SFO = K·b. Intervals are 90% bootstrap intervals over seeds.",
         "",
     ]
     lines += laws

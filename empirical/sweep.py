@@ -40,6 +40,7 @@ from empirical import benchmarks, ensemble
 from empirical.cli import OneLineParser, add_config_flags, config_overrides, fail
 from empirical.config import TrainConfig
 from empirical.datasets import load_data
+from empirical.entry import check_signature, entry_params, load_entry, parse_set, train_entry
 from empirical.errors import EmpiricalInputError
 from empirical.optimizers import ELEMENTWISE
 from empirical.presets import PRESETS, default_batch_sizes, default_seeds, get_preset
@@ -84,8 +85,12 @@ def _init_worker() -> None:
 
 
 def run_cell(base: TrainConfig, cell: Cell, reference: Reference | None = None) -> RunResult:
-    """One training run (in a worker process); `reference`: θ_ref of the VI gap when the config measures."""
-    return train(cell.config(base), cell.seed, reference=reference)
+    """One training run (in a worker process): train(), or the user's function (--entry); `reference`: θ_ref of the
+    VI gap when the config measures."""
+    config = cell.config(base)
+    if config.entry is not None:
+        return train_entry(config, cell.seed)
+    return train(config, cell.seed, reference=reference)
 
 
 def parse_ensemble(text: str) -> Ensemble:
@@ -104,7 +109,10 @@ def parse_ensemble(text: str) -> Ensemble:
 def _batched_trainer(config: TrainConfig, ensemble_mode: Ensemble = "off"
                      ) -> Callable[[TrainConfig, Sequence[int]], list[RunResult]] | None:
     """The trainer of this config's seeds together, else None: a registered benchmark's own (lqgan), else, unless
-    `ensemble_mode` is off, a seed ensemble (empirical/ensemble.py) where it supports the config."""
+    `ensemble_mode` is off, a seed ensemble (empirical/ensemble.py) where it supports the config; never for a
+    user's function."""
+    if config.entry is not None:
+        return None
     if benchmarks.is_registered(config.data):
         unit = benchmarks.get_benchmark(config.data)
         if unit.train_many is not None and config.optimizer in ELEMENTWISE:
@@ -283,6 +291,11 @@ def _parser() -> OneLineParser:
                              "vectorised model where empirical/ensemble.py supports the config (MLP on ring8, grid25, "
                              "gauss-mlp), bitwise the runs' results alone; R: at most R seeds per ensemble; off: one "
                              "run per cell (lqgan batches either way)")
+    parser.add_argument("--entry", metavar="MODULE:FUNCTION",
+                        help="sweep your own training function instead of a preset's GAN: it is called as "
+                             "FUNCTION(batch_size=b, seed=s, **params) and yields (step, fid) (docs/your-own-gan.md)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="entry_set",
+                        help="with --entry: a keyword argument of the function (repeat; JSON values where they parse)")
     parser.add_argument("--backend", choices=("local", "ray"), default="local",
                         help="local: a process pool (default); ray: Ray tasks, local or on a cluster (docs/cluster.md)")
     parser.add_argument("--address", help="ray: auto (the running cluster), host:port or ray://host:port "
@@ -340,7 +353,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise EmpiricalInputError("give --targets or --target-fid, not both")
             targets = parse_targets(args.targets)
             overrides["target_fid"] = targets[-1]  # the runs stop by the tightest
+        if args.entry is None and args.entry_set:
+            raise EmpiricalInputError("--set gives parameters of an --entry function; without --entry use the config "
+                                      "flags")
+        if args.entry is not None:
+            if args.optimizers or args.lr_scale != "1":
+                raise EmpiricalInputError("--entry sweeps batch sizes and seeds; give the function's optimizer and "
+                                          "learning rates with --set")
+            overrides.update(entry=args.entry, entry_params=parse_set(args.entry_set))
         base = get_preset(args.preset).with_(**overrides)
+        if base.entry is not None:
+            check_signature(load_entry(base.entry), base.entry, entry_params(base))
         # None: the flag was not given (the preset's grid); an empty string is a given, empty list: refused
         given = args.batch_sizes if args.batch_sizes is not None else ",".join(
             map(str, default_batch_sizes(args.preset)))
@@ -357,7 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cells = grid(batch_sizes, seeds, lr_scales, optimizers)
         check_cells(base, cells)
         executor = _ray_executor(args) if args.backend == "ray" else None
-        if args.backend == "local" or args.address is None:  # a cluster's nodes, not this one, need the device and data
+        if base.entry is None and (args.backend == "local" or args.address is None):  # a cluster's nodes need them
             resolve_device(base.device)  # a device this machine lacks, or a missing dataset, fails here in one line,
             load_data(base, torch.device("cpu"))  # before any worker starts
         if base.measure_batch > 0 and not is_cached(base, Path(args.out)):
@@ -376,7 +399,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if r is None:
                 tqdm.write(f"{PROG}: run failed, sweep goes on: {note}: {outcome.error}", file=sys.stderr)
 
-        added, failed = sweep(base, cells, args.out, preset=args.preset, targets=targets, workers=args.workers,
+        label = args.preset if base.entry is None else base.entry  # the store's and the report's name for it
+        added, failed = sweep(base, cells, args.out, preset=label, targets=targets, workers=args.workers,
                               executor=executor, ensemble_mode=args.ensemble,
                               on_start=None if bar is None else bar.update, on_outcome=progress)
         if bar is not None:

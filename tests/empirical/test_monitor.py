@@ -112,13 +112,12 @@ def test_the_preconditioned_terms_weight_the_halves_by_adams_state():
     assert (m.weighted_trace, m.weighted_norm_sq) == pytest.approx(expected, rel=1e-6)
 
 
-def run_loop(monitor: NoiseMonitor | None, steps: int = 12):
-    """A user's plain loop: D with Adam, G with Adam, fresh z per step from the global RNG."""
+def run_loop(every: int | None, steps: int = 12):
+    """A user's plain loop: D with Adam, G with Adam, fresh z per step from the global RNG; monitored every `every`
+    steps (None: not). Returns the final parameters and the monitor."""
     d, g = tiny_gan(3)
     opt_d, opt_g = torch.optim.Adam(d.parameters(), 2e-3), torch.optim.Adam(g.parameters(), 5e-4)
-    if monitor is not None:
-        monitor.modules = {"D": d, "G": g}
-        monitor.optimizers = {"D": opt_d, "G": opt_g}
+    monitor = None if every is None else NoiseMonitor(d, g, {"D": opt_d, "G": opt_g}, every=every)
     torch.manual_seed(7)
     for step in range(steps):
         real, z = torch.randn(16, 2) + 2, torch.randn(16, 2)
@@ -134,13 +133,12 @@ def run_loop(monitor: NoiseMonitor | None, steps: int = 12):
             monitor.observe(step, "G", lambda z: g_loss(d, g)(z) + 0 * torch.rand(()), z)  # a loss that draws
         loss.backward()
         opt_g.step()
-    return torch.cat([p.detach().flatten() for p in [*d.parameters(), *g.parameters()]])
+    return torch.cat([p.detach().flatten() for p in [*d.parameters(), *g.parameters()]]), monitor
 
 
 def test_a_monitored_loop_trains_bit_for_bit_as_the_same_loop_without_it():
-    d, g = tiny_gan()
-    monitor = NoiseMonitor(d, g, every=3)
-    assert torch.equal(run_loop(monitor), run_loop(None))
+    theta, monitor = run_loop(3)
+    assert torch.equal(theta, run_loop(None)[0])
     assert [m.step for m in monitor.measurements if m.player == "G"] == [0, 3, 6, 9]  # every 3 steps, from 0
 
 
@@ -153,8 +151,7 @@ def test_batchnorm_statistics_and_modes_are_left_as_they_were():
 
 
 def test_the_file_it_writes_is_read_by_theory_critical(tmp_path, capsys):
-    monitor = NoiseMonitor(*tiny_gan(), every=1)
-    run_loop(monitor, steps=20)
+    _, monitor = run_loop(1, steps=20)
     monitor.report_fid(19, 3.5)
     path = tmp_path / "constants.json"
     monitor.write(path)
