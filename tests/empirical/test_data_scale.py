@@ -34,6 +34,7 @@ from empirical.benchmarks.lqgan import (
 )
 from empirical.benchmarks.lqgan_batched import train_many
 from empirical.benchmarks.lqgan_floor import equilibrium, exact_floor
+from empirical.config import TrainConfig
 from empirical.errors import EmpiricalInputError
 from empirical.gradients import per_sample_gradient_stats
 from empirical.objectives import Game
@@ -194,7 +195,8 @@ def test_a_store_written_before_data_scale_opens_at_s_1_and_refuses_another_s(tm
             db.execute("UPDATE meta SET value = ? WHERE key = 'base_config'", (json.dumps(stored),))
     with read_store(tmp_path) as store:
         base = store.base_config()
-    assert base.data_scale == 1.0 and base.to_dict() == {**stored, "data_scale": 1.0}
+    defaults = TrainConfig().to_dict()  # every field the store lacks (data_scale, later ones) at its default
+    assert base.data_scale == 1.0 and base.to_dict() == {**defaults, **stored}
     open_store(tmp_path, base, "lqgan").close()  # the same settings: accepted
     with pytest.raises(EmpiricalInputError, match=r"another config \(data_scale 1.0 -> 2.0\)"):
         open_store(tmp_path, base.with_(data_scale=2.0), "lqgan")
