@@ -481,6 +481,8 @@ def _floor_rows(g: GroupAnalysis) -> list[str]:
 def _target_text(base: TrainConfig, targets: Sequence[float] | None = None) -> str:
     """The target in words; `targets`: several, read from the same runs (the last the tightest)."""
     value = f"{base.target_fid:g}" if not targets else ", ".join(f"{t:g}" for t in targets)
+    if base.entry is not None:
+        return f"FID ≤ {value} (as the user's function computes it)"
     if base.features == "exact":
         return f"exact FID ≤ {value} (the closed form from the generator's parameters, no samples)"
     return f"FID ≤ {value} on n = {base.n_eval} samples ({base.features} features)"
