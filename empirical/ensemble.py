@@ -190,8 +190,10 @@ def _score(evaluator: object, samples: torch.Tensor) -> float:
     return evaluator.reference.distance_to_features(points)
 
 
-def train_many(config: TrainConfig, seeds: Sequence[int], *, observe: Observer | None = None) -> list[RunResult]:
-    """train(config, seed) for every seed, as one vectorised ensemble (one result per seed, in order)."""
+def train_many(config: TrainConfig, seeds: Sequence[int], *, observe: Observer | None = None,
+               on_eval: Callable[[int, EvalPoint], None] | None = None) -> list[RunResult]:
+    """train(config, seed) for every seed, as one vectorised ensemble (one result per seed, in order);
+    `on_eval(seed, point)` at each run's every evaluation, as it is recorded (live logs)."""
     reason = unsupported(config)
     if reason is not None:
         raise ValueError(reason)
@@ -237,6 +239,8 @@ def train_many(config: TrainConfig, seeds: Sequence[int], *, observe: Observer |
     for slot, (fid, modes, quality) in enumerate(evaluations()):
         histories[slot].append(EvalPoint(0, fid, math.nan, math.nan, math.nan, math.nan, math.nan, 0.0, modes,
                                          quality))
+        if on_eval is not None:
+            on_eval(seeds[slot], histories[slot][-1])
         stoppers[slot].start(fid)
         if observe is not None:
             observe(seeds[slot], 0, g.run(slot), d.run(slot))
@@ -290,6 +294,8 @@ def train_many(config: TrainConfig, seeds: Sequence[int], *, observe: Observer |
                 fid, modes, quality = scores[slot]
                 histories[r].append(EvalPoint(step, fid, loss_d_mean, loss_g_mean, float(grad_norm_d[slot]),
                                               float(grad_norm_g[slot]), ratios[slot], seconds, modes, quality))
+                if on_eval is not None:
+                    on_eval(seeds[r], histories[r][-1])
                 if observe is not None:
                     observe(seeds[r], step, g.run(slot), d.run(slot))
                 status[r] = stoppers[r].update(step, fid)

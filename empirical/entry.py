@@ -80,8 +80,9 @@ def check_signature(function: Callable[..., Any], spec: str, params: dict[str, A
         pass  # no signature to inspect (a builtin): the call itself will tell
 
 
-def train_entry(config: TrainConfig, seed: int) -> RunResult:
-    """One run of the user's function for this cell, stopped and recorded as empirical.train.train records a run."""
+def train_entry(config: TrainConfig, seed: int, on_eval: Callable[[EvalPoint], None] | None = None) -> RunResult:
+    """One run of the user's function for this cell, stopped and recorded as empirical.train.train records a run;
+    `on_eval(point)` at each evaluation as it is recorded (live logs)."""
     function = load_entry(config.entry or "")
     start = time.perf_counter()
     stopper = Stopper(config)
@@ -101,6 +102,8 @@ def train_entry(config: TrainConfig, seed: int) -> RunResult:
             if math.isfinite(fid):
                 history.append(EvalPoint(step, fid, math.nan, math.nan, math.nan, math.nan, math.nan,
                                          time.perf_counter() - start))
+                if on_eval is not None:
+                    on_eval(history[-1])
             if status is not None:
                 break
     finally:

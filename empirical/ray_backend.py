@@ -52,12 +52,12 @@ class RayOptions:
 
 
 def run_bundle_task(base: TrainConfig, bundle: Sequence[Cell], threads: int, reference: Reference | None = None,
-                    ensemble_mode: Ensemble = "auto") -> list[RunResult]:
+                    ensemble_mode: Ensemble = "auto", log_dir: str | None = None) -> list[RunResult]:
     """One bundle (a cell, or the seeds of one trained together) in a Ray worker, with torch on the task's CPUs (1
     thread gives the process pool's exact results); `reference`: the sweep's θ_ref of the VI gap (an object-store
     reference, resolved by Ray before the call)."""
     limit_threads(threads)
-    return run_bundle(base, bundle, reference, ensemble_mode)
+    return run_bundle(base, bundle, reference, ensemble_mode, log_dir)
 
 
 def import_ray() -> ModuleType:
@@ -88,12 +88,13 @@ def check_address(address: str | None) -> None:
                                   "`ray start --head` or check the address") from None
 
 
-def ray_executor(options: RayOptions, ensemble_mode: Ensemble = "auto") -> Executor:
-    """`execute_ray` bound to `options`, for sweep(executor=...); checks Ray and the address before any write."""
+def ray_executor(options: RayOptions, ensemble_mode: Ensemble = "auto", log_dir: str | None = None) -> Executor:
+    """`execute_ray` bound to `options`, for sweep(executor=...); checks Ray and the address before any write.
+    `log_dir`: live TensorBoard logs, written by the tasks (on a cluster, a path every node shares)."""
     ray = import_ray()
     if not ray.is_initialized():
         check_address(options.address)
-    return lambda base, cells, reference=None: execute_ray(base, cells, options, reference, ensemble_mode)
+    return lambda base, cells, reference=None: execute_ray(base, cells, options, reference, ensemble_mode, log_dir)
 
 
 def _init(ray: ModuleType, options: RayOptions) -> None:
@@ -157,7 +158,8 @@ def _outcomes(ray: ModuleType, ref: Any, bundle: Sequence[Cell]) -> list[Outcome
 
 
 def execute_ray(base: TrainConfig, cells: Sequence[Cell], options: RayOptions,
-                reference: Reference | None = None, ensemble_mode: Ensemble = "auto") -> Iterator[Outcome]:
+                reference: Reference | None = None, ensemble_mode: Ensemble = "auto",
+                log_dir: str | None = None) -> Iterator[Outcome]:
     """Run the cells as Ray tasks, one per bundle (empirical.sweep.bundles: the seeds trained together per
     `ensemble_mode`), and yield each outcome as its task finishes (in completion order), like `execute`.
 
@@ -174,7 +176,7 @@ def execute_ray(base: TrainConfig, cells: Sequence[Cell], options: RayOptions,
         threads = max(1, int(options.cpus))
         shared = None if reference is None else ray.put(reference)  # θ_ref sent to the object store once
         slots = max(1, int(ray.cluster_resources().get("CPU", 1) // options.cpus))  # tasks that can run at once
-        pending = {task.remote(base, bundle, threads, shared, ensemble_mode): bundle
+        pending = {task.remote(base, bundle, threads, shared, ensemble_mode, log_dir): bundle
                    for bundle in bundles(base, cells, ensemble_mode, slots)}
         try:
             while pending:

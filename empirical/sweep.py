@@ -42,6 +42,7 @@ from empirical.config import TrainConfig
 from empirical.datasets import load_data
 from empirical.entry import check_signature, entry_params, load_entry, parse_set, train_entry
 from empirical.errors import EmpiricalInputError
+from empirical.live_logging import RunLog, check_tensorboardx
 from empirical.optimizers import ELEMENTWISE
 from empirical.presets import PRESETS, default_batch_sizes, default_seeds, get_preset
 from empirical.reference_point import is_cached, reference_point
@@ -84,13 +85,20 @@ def _init_worker() -> None:
     limit_threads(1)  # one core per run; also makes a run's floating-point result independent of --workers
 
 
-def run_cell(base: TrainConfig, cell: Cell, reference: Reference | None = None) -> RunResult:
+def run_cell(base: TrainConfig, cell: Cell, reference: Reference | None = None,
+             log_dir: str | None = None) -> RunResult:
     """One training run (in a worker process): train(), or the user's function (--entry); `reference`: θ_ref of the
-    VI gap when the config measures."""
+    VI gap when the config measures; `log_dir`: live TensorBoard logs (empirical/live_logging.py)."""
     config = cell.config(base)
-    if config.entry is not None:
-        return train_entry(config, cell.seed)
-    return train(config, cell.seed, reference=reference)
+    log = None if log_dir is None else RunLog(log_dir, cell)
+    try:
+        if config.entry is not None:
+            return train_entry(config, cell.seed, on_eval=log)
+        return train(config, cell.seed, reference=reference,
+                     observe=None if log is None else lambda checkpoint: log(checkpoint.point))
+    finally:
+        if log is not None:
+            log.close()
 
 
 def parse_ensemble(text: str) -> Ensemble:
@@ -155,15 +163,29 @@ def bundles(base: TrainConfig, cells: Sequence[Cell], ensemble_mode: Ensemble = 
 
 
 def run_bundle(base: TrainConfig, bundle: Sequence[Cell], reference: Reference | None = None,
-               ensemble_mode: Ensemble = "off") -> list[RunResult]:
+               ensemble_mode: Ensemble = "off", log_dir: str | None = None) -> list[RunResult]:
     """The runs of a bundle (in a worker process): batched when it holds several seeds of a batched benchmark
     (whose θ_ref is its exact equilibrium, so it needs no `reference`) or of a seed ensemble (which refuses
     measure_batch, so it needs none either)."""
     config = bundle[0].config(base)
     trainer = _batched_trainer(config, ensemble_mode)
     if trainer is None or len(bundle) == 1:
-        return [run_cell(base, cell, reference) for cell in bundle]
-    return trainer(config, [cell.seed for cell in bundle])
+        return [run_cell(base, cell, reference, log_dir) for cell in bundle]
+    seeds = [cell.seed for cell in bundle]
+    if log_dir is None:
+        return trainer(config, seeds)
+    logs = {cell.seed: RunLog(log_dir, cell) for cell in bundle}
+    try:
+        if trainer is ensemble.train_many:
+            return trainer(config, seeds, on_eval=lambda seed, point: logs[seed](point))
+        results = trainer(config, seeds)  # lqgan's batched trainer has no hook: its histories once it is done
+        for result in results:
+            for point in result.history:
+                logs[result.seed](point, flush=False)
+        return results
+    finally:
+        for log in logs.values():
+            log.close()
 
 
 @dataclass(frozen=True)
@@ -179,7 +201,7 @@ Executor = Callable[[TrainConfig, Sequence[Cell], Reference | None], Iterator[Ou
 
 def execute(
     base: TrainConfig, cells: Sequence[Cell], workers: int, reference: Reference | None = None,
-    ensemble_mode: Ensemble = "auto",
+    ensemble_mode: Ensemble = "auto", log_dir: str | None = None,
 ) -> Iterator[Outcome]:
     """Run the cells on `workers` processes and yield each outcome as it finishes (in completion order).
 
@@ -189,7 +211,7 @@ def execute(
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
         pending: dict[Future, list[Cell]] = {
-            pool.submit(run_bundle, base, b, reference, ensemble_mode): b
+            pool.submit(run_bundle, base, b, reference, ensemble_mode, log_dir): b
             for b in bundles(base, cells, ensemble_mode, workers)}
         try:
             while pending:
@@ -220,6 +242,7 @@ def sweep(
     on_start: Callable[[int], None] | None = None,
     on_outcome: Callable[[Outcome, bool], None] | None = None,
     ensemble_mode: Ensemble = "auto",
+    log_dir: str | None = None,
 ) -> tuple[int, list[Outcome]]:
     """Run the cells not yet in `out`'s store; return (runs added, failed outcomes).
 
@@ -227,7 +250,8 @@ def sweep(
     None: that one alone), kept in the store (empirical/store.py open_store) for the report.
 
     `executor(base, todo, reference)` runs them (default: `execute` on `workers` processes, bundling seeds per
-    `ensemble_mode`); only this process writes the store, one run at a time whatever the bundles.
+    `ensemble_mode`, with live TensorBoard logs in `log_dir` when given); only this process writes the store, one run
+    at a time whatever the bundles.
     For progress reporting, `on_start(n_already_done)` is called once, and `on_outcome(outcome, added)` after
     each run is stored (or failed). With base.measure_batch > 0, θ_ref (empirical/reference_point.py) is made
     here, once, before any run starts, cached in `out`, and handed to the executor's workers.
@@ -237,7 +261,8 @@ def sweep(
         finished = store.finished()
         todo = [c for c in cells if c not in finished]
         reference = reference_point(base, Path(out)) if todo and base.measure_batch > 0 else None
-        run = executor or (lambda base, todo, reference: execute(base, todo, workers, reference, ensemble_mode))
+        run = executor or (lambda base, todo, reference: execute(base, todo, workers, reference, ensemble_mode,
+                                                                 log_dir))
         if on_start is not None:
             on_start(len(cells) - len(todo))
         added, failed = 0, []
@@ -296,6 +321,9 @@ def _parser() -> OneLineParser:
                              "FUNCTION(batch_size=b, seed=s, **params) and yields (step, fid) (docs/your-own-gan.md)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="entry_set",
                         help="with --entry: a keyword argument of the function (repeat; JSON values where they parse)")
+    parser.add_argument("--tensorboard", metavar="DIR",
+                        help="live TensorBoard logs, one run per cell, written by the workers as they train "
+                             "(needs the [tensorboard] extra; tensorboard --logdir DIR)")
     parser.add_argument("--backend", choices=("local", "ray"), default="local",
                         help="local: a process pool (default); ray: Ray tasks, local or on a cluster (docs/cluster.md)")
     parser.add_argument("--address", help="ray: auto (the running cluster), host:port or ray://host:port "
@@ -339,7 +367,8 @@ def _ray_executor(args: argparse.Namespace) -> Executor:
         raise EmpiricalInputError(f"--ray-runtime-env must be a JSON object, got {args.ray_runtime_env!r}")
     given = {"cpus": args.ray_cpus, "gpus": args.ray_gpus, "max_retries": args.ray_max_retries}
     return ray_executor(RayOptions(address=args.address, runtime_env=runtime_env, local_cpus=args.workers,
-                                   **{k: v for k, v in given.items() if v is not None}), args.ensemble)
+                                   **{k: v for k, v in given.items() if v is not None}), args.ensemble,
+                        args.tensorboard)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -375,6 +404,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.workers < 1:
             raise EmpiricalInputError(f"--workers must be at least 1, got {args.workers}")
         args.ensemble = parse_ensemble(args.ensemble)
+        if args.tensorboard is not None:
+            check_tensorboardx()
         if args.backend == "local" and (flags := [n for n in RAY_FLAGS if getattr(args, n) is not None]):
             raise EmpiricalInputError(f"--{flags[0].replace('_', '-')} needs --backend ray")
         cells = grid(batch_sizes, seeds, lr_scales, optimizers)
@@ -401,7 +432,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         label = args.preset if base.entry is None else base.entry  # the store's and the report's name for it
         added, failed = sweep(base, cells, args.out, preset=label, targets=targets, workers=args.workers,
-                              executor=executor, ensemble_mode=args.ensemble,
+                              executor=executor, ensemble_mode=args.ensemble, log_dir=args.tensorboard,
                               on_start=None if bar is None else bar.update, on_outcome=progress)
         if bar is not None:
             bar.close()
