@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from empirical.gradients import ratio_of_means, split_batch_noise_estimate
+from empirical.gradients import ratio_of_means, split_batch_noise_estimate, two_batch_noise_estimate
 from empirical.optimizers import step_denominator
 from theory.schema import write_constants
 
@@ -60,7 +60,7 @@ class Measurement:
 
     step: int
     player: str
-    half: int
+    half: int  # samples per half (two-batch measurements: the smaller batch)
     trace_sigma: float  # unbiased tr Σ
     grad_norm_sq: float  # unbiased ‖G‖² (may be negative when the noise dominates)
     grad_norm: float  # ‖(g_A + g_B)/2‖, the batch's own gradient norm
@@ -145,6 +145,21 @@ class NoiseMonitor:
         weighted = self._weighted(player, grad_a, grad_b, half)
         m = Measurement(step, player, half, trace, norm_sq, float(((grad_a + grad_b) / 2).norm()),
                         *(weighted if weighted else (None, None)))
+        self.measurements.append(m)
+        return m
+
+    def observe_two_batches(self, step: int, player: str, sq_norm_small: float, sq_norm_big: float, b_small: int,
+                            b_big: int) -> Measurement | None:
+        """Record a measurement from the squared norms of two mean gradients at the same parameters, of b_small and
+        b_big samples: McCandlish's estimator (empirical.gradients.two_batch_noise_estimate), unbiased for tr Σ and
+        ‖G‖². Under DDP they come free: one worker's gradient before the all-reduce (b_small = its batch) and the
+        all-reduced one (b_big = the global batch). No Adam-metric terms. None when not due."""
+        if player not in PLAYERS:
+            raise ValueError(f"player must be D or G, got {player!r}")
+        if not self.due(step):
+            return None
+        trace, norm_sq = two_batch_noise_estimate(float(sq_norm_small), float(sq_norm_big), b_small, b_big)
+        m = Measurement(step, player, b_small, trace, norm_sq, math.sqrt(max(float(sq_norm_big), 0.0)))
         self.measurements.append(m)
         return m
 

@@ -193,3 +193,24 @@ def test_bad_calls_are_one_line_errors(call, words):
         call(NoiseMonitor(d, g, every=1), d, g)
     with pytest.raises(ValueError, match="every must be a positive"):
         NoiseMonitor(d, g, every=0)
+
+
+def test_two_batch_sizes_as_ddp_gives_them_are_mccandlishs_estimator_and_unbiased():
+    """Four 'workers' of 8 samples each: one worker's mean gradient (b = 8) and the all-reduced one (b = 32). Over
+    3000 draws the estimates' means are the closed forms of the Mean player (‖G‖² = 1.25, tr Σ = 14)."""
+    player = Mean(3)
+    mu, s = torch.tensor([1.0, 0.5, 0.0]), torch.tensor([1.0, 2.0, 3.0])
+    rng = torch.Generator().manual_seed(2)
+    monitor = NoiseMonitor(player, nn.Linear(1, 1), every=1)
+    for step in range(3000):
+        x = mu + s * torch.randn(32, 3, generator=rng, dtype=torch.float64)
+        with torch.no_grad():
+            local = (player.w - x[:8].mean(0)).square().sum()  # worker 0's gradient, before the all-reduce
+            whole = (player.w - x.mean(0)).square().sum()  # the all-reduced gradient of the global batch
+        m = monitor.observe_two_batches(step, "D", float(local), float(whole), 8, 32)
+    assert m.half == 8 and m.trace_sigma == pytest.approx((float(local) - float(whole)) / (1 / 8 - 1 / 32))
+    norms = np.array([m.grad_norm_sq for m in monitor.measurements])
+    traces = np.array([m.trace_sigma for m in monitor.measurements])
+    assert abs(norms.mean() - 1.25) < 3 * norms.std() / math.sqrt(len(norms))
+    assert abs(traces.mean() - 14.0) < 3 * traces.std() / math.sqrt(len(traces))
+    assert NoiseMonitor(player, nn.Linear(1, 1), every=10).observe_two_batches(5, "D", 1.0, 0.5, 8, 32) is None
