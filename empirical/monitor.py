@@ -28,7 +28,9 @@ cost (benchmarks/monitor_overhead.py measures both). A measurement changes nothi
 touch .grad, restores torch's random state (your loss may draw z, dropout or WGAN-GP's mixing weights) and the
 modules' buffers (BatchNorm running statistics), and leaves the modes (train/eval) as they were. With BatchNorm in
 train mode a half batch is normalised by its own statistics, so the halves estimate the noise of a b/2 batch's
-normalisation; the estimates stay unbiased for the half-batch model's ‖G‖² and tr Σ.
+normalisation; the estimates stay unbiased for the half-batch model's ‖G‖² and tr Σ. Under DDP,
+`observe_two_batches` takes instead the squared norms of one worker's gradient and of the all-reduced one, which the
+loop already has (McCandlish's two-batch estimator, no extra gradient). docs/your-own-gan.md walks through it.
 """
 
 from __future__ import annotations
