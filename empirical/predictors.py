@@ -15,7 +15,8 @@ b* for the cell without the cell's own steps-to-target:
 
 Each is divided by the cell's b*_fit and scored by the median |log₂ ratio| and the share of cells within 2×, on
 the control game (data lqgan) and on the neural GANs separately; and, since the hyperbola's 2c can sit well below
-the grid's argmin where the fit is poor, also by the share within 2× of b*_measured. The noise scales and the
+the grid's argmin where the fit is poor, also by the shares within 2× of b*_measured and of b*_restart (the argmin
+of the expected SFO with restarts, empirical/measured.py). The noise scales and the
 families' constants come from a file measured with the cell's own preset and optimizer (and data scale); where there
 is none the predictor has no value there and the table says so. Pure functions: the caller reads the files
 (empirical.published.constants_for).
@@ -28,6 +29,8 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from empirical.measured import restart_b_star
 
 if TYPE_CHECKING:
     from empirical.report import GroupAnalysis
@@ -147,6 +150,7 @@ class Score:
     within_2x_neural: tuple[int, int]  # (within, valued) on the neural GANs
     median_ratio: float | None
     within_2x_measured: float | None = None  # share within 2× of b*_measured (the grid's argmin) instead
+    within_2x_restart: float | None = None  # share within 2× of b*_restart (argmin of the expected SFO with restarts)
 
 
 def score(rows: Sequence[Row], predictor: str) -> Score:
@@ -160,13 +164,17 @@ def score(rows: Sequence[Row], predictor: str) -> Score:
         mine = [x for c, x in ratios if c == control]
         return sum(0.5 <= x <= 2.0 for x in mine), len(mine)
 
-    grid = [v for r in have if predictor in r.values
-            and (v := r.values[predictor].ratio(None if r.cell.group.b_star is None else float(r.cell.group.b_star)))
-            is not None]
+    def share_within_2x(reference: Callable[[Cell], int | None]) -> float | None:
+        """The share of the valued cells within 2× of another reference b* than b*_fit."""
+        found = [v for r in have if predictor in r.values and (b := reference(r.cell)) is not None
+                 and (v := r.values[predictor].ratio(float(b))) is not None]
+        return sum(0.5 <= x <= 2.0 for x in found) / len(found) if found else None
+
     return Score(predictor, len(have), len(ratios), statistics.median(logs) if logs else None,
                  sum(x <= 1.0 for x in logs) / len(logs) if logs else None, within(True), within(False),
                  statistics.median(x for _, x in ratios) if ratios else None,
-                 sum(0.5 <= x <= 2.0 for x in grid) / len(grid) if grid else None)
+                 share_within_2x(lambda cell: cell.group.b_star),
+                 share_within_2x(lambda cell: restart_b_star(cell.group.summaries)))
 
 
 def predictors_in(rows: Sequence[Row]) -> list[str]:

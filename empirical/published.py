@@ -604,6 +604,7 @@ def _law_values() -> dict[str, Callable[[], str]]:
         out[key + ".median_ratio"] = lambda n=name: f"{_score(n).median_ratio:.2g}"
         out[key + ".within_2x"] = lambda n=name: f"{_score(n).within_2x:.0%}"
         out[key + ".within_2x_measured"] = lambda n=name: f"{_score(n).within_2x_measured:.0%}"
+        out[key + ".within_2x_restart"] = lambda n=name: f"{_score(n).within_2x_restart:.0%}"
         out[key + ".control"] = lambda n=name: "{}/{}".format(*_score(n).within_2x_control)
         out[key + ".neural"] = lambda n=name: "{}/{}".format(*_score(n).within_2x_neural)
     return out
@@ -711,7 +712,7 @@ def predictor_scores_table() -> str:
     rows = predictor_rows()
     lines = ["| predictor | cells with a value (of those with a b*_fit) | median ratio to b*_fit | median "
              "\\|log₂ ratio\\| | within 2× | control game within 2× | neural GANs within 2× | within 2× of "
-             "b*_measured |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "b*_measured | within 2× of b*_restart |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name in predictors.predictors_in(rows):
         sc = predictors.score(rows, name)
         lines.append(f"| {name} | {sc.n_valued} of {sc.n_cells} | {_fmt(sc.median_ratio, '.2g')} | "
@@ -719,7 +720,8 @@ def predictor_scores_table() -> str:
                      f"{'—' if sc.within_2x is None else f'{sc.within_2x:.0%}'} | "
                      f"{sc.within_2x_control[0]}/{sc.within_2x_control[1]} | "
                      f"{sc.within_2x_neural[0]}/{sc.within_2x_neural[1]} | "
-                     f"{'—' if sc.within_2x_measured is None else f'{sc.within_2x_measured:.0%}'} |")
+                     f"{'—' if sc.within_2x_measured is None else f'{sc.within_2x_measured:.0%}'} | "
+                     f"{'—' if sc.within_2x_restart is None else f'{sc.within_2x_restart:.0%}'} |")
     return "\n".join(lines)
 
 
