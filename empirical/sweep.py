@@ -2,8 +2,9 @@
 
     python -m empirical.sweep --preset ring8 --out runs/ring8 [--batch-sizes 4,8,...,512] [--seeds 0,1,2]
                               [--lr-scale 0.25,0.5,1,2,4] [--optimizers adam] [--targets 8,4,2] [--workers 2]
-                              [--export-csv]
+                              [--export-csv] [--tensorboard DIR] [--ensemble auto|off|R]
                               [--backend ray [--address auto] [--ray-cpus 1] [--ray-gpus 0.25] ...]
+    python -m empirical.sweep --entry my_package.gan:train [--set lr=2e-4] --out runs/mine ...
 
 Each cell runs in a worker process with one thread, so a cell's result does not depend on --workers; the seeds of one
 batch size of a benchmark that trains seeds as one batched computation (lqgan) run together in one worker, and with
@@ -14,7 +15,8 @@ skips finished cells, so a killed sweep resumes where it stopped. Then: python -
 --targets gives several FID targets from one sweep: each run stops by the tightest, and the report reads the K of
 every target from the same FID histories (empirical/stopping.py steps_to), at no extra training.
 --backend ray runs the same bundles as Ray tasks instead, on this machine or a cluster (empirical/ray_backend.py,
-docs/cluster.md); the parent still alone writes the store.
+docs/cluster.md); the parent still alone writes the store. --entry sweeps a user's own training function that yields
+(step, FID) instead of a preset's GAN (empirical/entry.py); --tensorboard writes live logs (empirical/live_logging.py).
 """
 
 from __future__ import annotations
