@@ -176,9 +176,10 @@ class NoiseMonitor:
         if h is None:
             return None
         h = h.to(device=grad_a.device, dtype=torch.float64)
-        known = h[torch.isfinite(h)]
-        if len(known):
-            lo, hi = float(known.min()), float(known.max())
+        lo, hi = float(h.min()), float(h.max())  # +inf marks a parameter without state: the bounds skip it
+        if math.isinf(hi):  # (a boolean-mask copy costs more than the rest of this function: only when needed)
+            hi = float(torch.where(torch.isinf(h), torch.zeros_like(h), h).max())
+        if math.isfinite(lo):
             old_lo, old_hi = self._h_bounds.get(player, (lo, hi))
             self._h_bounds[player] = (min(lo, old_lo), max(hi, old_hi))
         w = 1.0 / h  # a parameter without state never moves: weight 0

@@ -214,3 +214,29 @@ def test_two_batch_sizes_as_ddp_gives_them_are_mccandlishs_estimator_and_unbiase
     assert abs(norms.mean() - 1.25) < 3 * norms.std() / math.sqrt(len(norms))
     assert abs(traces.mean() - 14.0) < 3 * traces.std() / math.sqrt(len(traces))
     assert NoiseMonitor(player, nn.Linear(1, 1), every=10).observe_two_batches(5, "D", 1.0, 0.5, 8, 32) is None
+
+
+def test_the_preconditioner_bounds_skip_parameters_without_state_as_second_moment_bounds_does():
+    """A parameter that never had a gradient has no Adam state (h = +inf in the flat diagonal): h_min/h_max over the
+    others are the optimizer's own bounds (empirical.optimizers.second_moment_bounds)."""
+    from empirical.optimizers import second_moment_bounds
+
+    d = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 1))
+    unused = nn.Linear(3, 3)  # in D's optimizer and module, never in its loss
+    d.add_module("unused", unused)
+    g = nn.Linear(2, 2)
+    opt = torch.optim.Adam(d.parameters(), lr=1e-3)
+    monitor = NoiseMonitor(d, g, optimizers={"D": opt}, every=1)
+    loss = lambda x: d[2](d[1](d[0](x))).square().mean()  # noqa: E731
+    bounds = []
+    for step in range(3):
+        x = torch.randn(16, 2)
+        opt.zero_grad()
+        loss(x).backward()
+        opt.step()
+        monitor.observe(step, "D", loss, x)
+        bounds.append(second_moment_bounds(opt))
+    values, _, _ = monitor.constants()  # the smallest and the largest over the measurements, as constants.py keeps
+    assert values["h_min_D"] == pytest.approx(min(lo for lo, _ in bounds), rel=1e-6)
+    assert values["h_max_D"] == pytest.approx(max(hi for _, hi in bounds), rel=1e-6)
+    assert math.isfinite(values["h_max_D"])
