@@ -272,7 +272,9 @@ def weighted_split_batch_noise_estimate(grad_a: Tensor, grad_b: Tensor, half: in
     if w.shape != a.shape or b.shape != a.shape:
         raise ValueError(f"weights and gradients must have one entry per parameter, got {w.numel()}, {a.numel()} "
                          f"and {b.numel()}")
-    if not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
+    # min and max propagate NaN: two reductions check it all, without the boolean temporaries of isfinite and < 0
+    # (a third of this function's time on a 33k-parameter player, which the loop monitor calls every measurement)
+    if not (float(w.min()) >= 0 and math.isfinite(float(w.max()))):
         raise ValueError("weights must be finite and >= 0 (a diagonal metric)")
     return half * float((w * (a - b).square()).sum()) / 2, float((w * a) @ b)
 

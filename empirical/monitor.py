@@ -47,7 +47,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from empirical.gradients import ratio_of_means, split_batch_noise_estimate, two_batch_noise_estimate
+from empirical.gradients import (
+    ratio_of_means,
+    split_batch_noise_estimate,
+    two_batch_noise_estimate,
+    weighted_split_batch_noise_estimate,
+)
 from empirical.optimizers import step_denominator
 from theory.schema import write_constants
 
@@ -134,13 +139,15 @@ class NoiseMonitor:
         with _untouched(self.modules.values()):
             grad_a = _flat_grad(loss(*first), params)
             if reuse_grad:
+                if len(batch[0]) != 2 * half:  # .grad then holds a mean over one more sample than the halves
+                    raise ValueError("reuse_grad needs an even batch: the odd last sample is in .grad but in neither "
+                                     "half; pass batch[:-1]'s backward or leave reuse_grad off")
                 missing = [i for i, p in enumerate(params) if p.grad is None]
                 if missing:
                     raise ValueError(f"reuse_grad: {player}'s parameters have no .grad; call observe right after "
                                      "the backward of its loss on this batch, before zero_grad")
                 whole = torch.cat([p.grad.detach().reshape(-1).to(torch.float64) for p in params])
-                # the whole batch's mean over 2·half samples (an odd last one aside) is the halves' mean
-                grad_b = 2 * whole - grad_a
+                grad_b = 2 * whole - grad_a  # the whole batch's mean over 2·half samples is the halves' mean
             else:
                 grad_b = _flat_grad(loss(*second), params)
         trace, norm_sq = split_batch_noise_estimate(grad_a, grad_b, half)
@@ -166,9 +173,8 @@ class NoiseMonitor:
         return m
 
     def _weighted(self, player: str, grad_a: Tensor, grad_b: Tensor, half: int) -> tuple[float, float] | None:
-        """(tr(HΣ), GᵀHG) in the optimizer's metric (empirical.gradients.weighted_split_batch_noise_estimate's
-        sums, without its checks: h comes from the optimizer's own state), and the bounds of h kept (over the
-        player's parameters that have state); None without a preconditioner."""
+        """(tr(HΣ), GᵀHG) in the optimizer's metric (empirical.gradients.weighted_split_batch_noise_estimate), and
+        the bounds of h kept (over the player's parameters that have state); None without a preconditioner."""
         opt = self.optimizers.get(player)
         if opt is None:
             return None
@@ -182,8 +188,7 @@ class NoiseMonitor:
         if math.isfinite(lo):
             old_lo, old_hi = self._h_bounds.get(player, (lo, hi))
             self._h_bounds[player] = (min(lo, old_lo), max(hi, old_hi))
-        w = 1.0 / h  # a parameter without state never moves: weight 0
-        return half * float((w * (grad_a - grad_b).square()).sum()) / 2, float((w * grad_a) @ grad_b)
+        return weighted_split_batch_noise_estimate(grad_a, grad_b, half, 1.0 / h)  # no state: h = inf, weight 0
 
     def report_fid(self, step: int, fid: float) -> None:
         """Record the loop's own FID at `step` (kept in the constants file's source)."""

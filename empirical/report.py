@@ -111,8 +111,9 @@ def analyse_group(rows: Sequence[RunRow], base: TrainConfig, n_resamples: int = 
 
 
 def _exact_floor(config: TrainConfig) -> Any:
-    """The benchmark's exact F(b) for this group's optimizer and rates, or None where it has none."""
-    if not benchmarks.is_registered(config.data):
+    """The benchmark's exact F(b) for this group's optimizer and rates, or None where it has none (or the runs are a
+    user's function's, not the benchmark's)."""
+    if config.entry is not None or not benchmarks.is_registered(config.data):
         return None
     unit = benchmarks.get_benchmark(config.data)
     if unit.exact_floor is None:

@@ -391,7 +391,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.optimizers or args.lr_scale != "1":
                 raise EmpiricalInputError("--entry sweeps batch sizes and seeds; give the function's optimizer and "
                                           "learning rates with --set")
-            overrides.update(entry=args.entry, entry_params=parse_set(args.entry_set))
+            if overrides.get("measure_batch"):
+                raise EmpiricalInputError("--measure-batch measures the toolkit's own models; an --entry function's "
+                                          "noise is measured in its loop with empirical.monitor")
+            # the preset supplies the stopping settings only: its own measurements do not apply
+            overrides.update(entry=args.entry, entry_params=parse_set(args.entry_set), measure_batch=0)
         base = get_preset(args.preset).with_(**overrides)
         if base.entry is not None:
             check_signature(load_entry(base.entry), base.entry, entry_params(base))

@@ -6,7 +6,8 @@ then swept over batch sizes with the toolkit, then the report that sets the theo
 Nothing here comes from the toolkit's models, losses or FID: the data (a ring of 8 Gaussians), the two MLPs, the
 BCE losses, TTUR Adam and the 2-D Fréchet distance are written out below. The toolkit is used at three places only:
 `NoiseMonitor` in the loop (step 1), `python -m empirical.sweep --entry` on `train` (step 2) and
-`python -m empirical.report` (step 3). docs/your-own-gan.md walks through it. About a minute on 2 CPU cores.
+`python -m empirical.report` (step 3). docs/your-own-gan.md walks through it. About half a minute on 2 CPU
+cores.
 """
 
 from __future__ import annotations

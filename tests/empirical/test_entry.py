@@ -80,6 +80,7 @@ def test_a_killed_entry_sweep_resumes_without_losing_or_duplicating_runs(tmp_pat
     (["--entry", ENTRY, "--set", "x"], "--set takes key=value"),
     (["--entry", ENTRY, "--lr-scale", "1,2"], "--entry sweeps batch sizes and seeds"),
     (["--set", "a=1"], "--set gives parameters of an --entry function"),
+    (["--entry", ENTRY, "--measure-batch", "64"], "an --entry function's noise is measured in its loop"),
 ])
 def test_bad_entries_are_one_line_errors_and_write_nothing(tmp_path, capsys, argv, words):
     assert sweep.main([*argv, "--out", str(tmp_path / "x"), "--no-progress"]) == 2
@@ -98,6 +99,15 @@ def test_a_function_that_fails_loses_its_own_run_only(tmp_path, capsys, function
     assert sweep.main(argv) == 1
     assert words in capsys.readouterr().err
     assert sorted(r[0].batch_size for r in table(tmp_path)) == [4, 64]  # stored; b = 16 is not, and reruns later
+
+
+def test_an_entry_folder_of_a_benchmark_preset_gets_no_exact_floor_of_the_benchmark(tmp_path):
+    """--preset lqgan only supplies the stopping settings here: the runs are the user's, so the report sets no
+    closed-form lqgan floor beside them."""
+    assert sweep.main([*GRID, "--preset", "lqgan", "--floor", "true", "--batch-sizes", "16,64", "--out",
+                       str(tmp_path)]) == 0
+    text = report.write_report(tmp_path, n_resamples=20).read_text()
+    assert "exact F(b)" not in text and "| b | runs reached |" in text
 
 
 def test_a_function_that_returns_no_history_is_reported(tmp_path, capsys):

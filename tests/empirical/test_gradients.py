@@ -1,5 +1,6 @@
 """empirical.gradients against independent truths: exact Hessians, per-sample loops, closed-form gradient noise."""
 
+import math
 import warnings
 
 import numpy as np
@@ -22,6 +23,7 @@ from empirical.gradients import (
     squared_norm,
     top_hessian_eigenvalue,
     two_batch_noise_estimate,
+    weighted_split_batch_noise_estimate,
 )
 from empirical.losses import discriminator_loss, generator_loss
 from empirical.models import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
@@ -240,3 +242,13 @@ def test_batch_gradient_matches_autograd_and_leaves_buffers_alone():
     g(z).square().mean().backward()
     for name, p in g.named_parameters():
         assert torch.allclose(grads[name], p.grad, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -1.0])
+def test_a_weighted_estimate_refuses_weights_that_are_no_diagonal_metric(bad):
+    a, b = torch.ones(4, dtype=torch.float64), torch.zeros(4, dtype=torch.float64)
+    weights = torch.tensor([1.0, 2.0, bad, 0.5])
+    with pytest.raises(ValueError, match="weights must be finite and >= 0"):
+        weighted_split_batch_noise_estimate(a, b, 8, weights)
+    ok = torch.tensor([1.0, 2.0, 0.0, 0.5])  # zero is a weight (a parameter that never moves)
+    assert weighted_split_batch_noise_estimate(a, b, 8, ok) == (pytest.approx(8 * 3.5 / 2), 0.0)

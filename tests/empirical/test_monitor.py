@@ -88,6 +88,8 @@ def test_reuse_grad_gives_the_halves_of_two_backward_passes():
     reused = NoiseMonitor(d, g, every=1).observe(0, "D", d_loss(d, g), real, z, reuse_grad=True)
     for field in ("trace_sigma", "grad_norm_sq", "grad_norm"):
         assert getattr(reused, field) == pytest.approx(getattr(both, field), rel=1e-5, abs=1e-9)
+    with pytest.raises(ValueError, match="reuse_grad needs an even batch"):  # .grad of 64, halves of 31
+        NoiseMonitor(d, g, every=1).observe(0, "D", d_loss(d, g), real[:63], z[:63], reuse_grad=True)
     d.zero_grad(set_to_none=True)
     with pytest.raises(ValueError, match="no .grad; call observe right after the backward"):
         NoiseMonitor(d, g, every=1).observe(0, "D", d_loss(d, g), real, z, reuse_grad=True)
